@@ -1,0 +1,48 @@
+# Claims data platform: the commands a newcomer needs. See README.md.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLAIMSCTL := $(VENV)/bin/claimsctl
+DEMO_SECONDS ?= 30
+DEMO_SEED ?= 7
+
+.PHONY: install system-deps demo test test-unit test-integration up down status clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+system-deps:  ## install the Debian packages the embedded stack needs (skips what is present)
+	@bash infra/scripts/install-system-deps.sh
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $@
+
+install: system-deps $(VENV)/.installed  ## create .venv with the claimsctl entry point
+	@echo "installed: $(CLAIMSCTL)"
+
+demo: install  ## start the embedded stack, run a short simulation, print a summary, stop
+	$(CLAIMSCTL) demo --duration $(DEMO_SECONDS) --seed $(DEMO_SEED)
+
+test: install  ## run the whole test suite (starts and stops its own components)
+	$(PY) -m pytest tests
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+test-integration: install
+	$(PY) -m pytest tests/integration tests/e2e
+
+up: install  ## start the embedded stack
+	$(CLAIMSCTL) up
+
+down:  ## stop the embedded stack
+	$(CLAIMSCTL) down
+
+status:
+	$(CLAIMSCTL) status
+
+clean: down  ## stop and delete all embedded state (PostgreSQL data, landing files, broker log)
+	rm -rf .state

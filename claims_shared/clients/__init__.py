@@ -1,0 +1,1 @@
+"""Client factories configured from PlatformSettings (Kafka, S3, SQS, PostgreSQL)."""

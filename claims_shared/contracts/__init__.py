@@ -1,0 +1,1 @@
+"""Data contracts: every topic, schema and table name the platform publishes or reads is defined here."""

@@ -1,0 +1,31 @@
+"""Kafka topic names. One place, so producers and consumers cannot drift apart."""
+
+from __future__ import annotations
+
+# Tables of claims_db captured by Debezium (schema `public`); the raw topics are `<prefix>.public.<table>`.
+CDC_TABLES: tuple[str, ...] = (
+    "customers",
+    "policies",
+    "vehicles",
+    "drivers",
+    "adjusters",
+    "claims",
+    "claim_payments",
+    "adjuster_assignments",
+)
+
+TELEMATICS_READINGS = "telematics.readings.v1"
+
+
+def raw_cdc_topic(prefix: str, table: str, schema: str = "public") -> str:
+    """Debezium's topic for a table: `<topic.prefix>.<schema>.<table>`."""
+    return f"{prefix}.{schema}.{table}"
+
+
+def raw_cdc_topics(prefix: str) -> list[str]:
+    return [raw_cdc_topic(prefix, t) for t in CDC_TABLES]
+
+
+def heartbeat_topic(prefix: str) -> str:
+    """Debezium heartbeat topic (keeps the replication slot's confirmed LSN moving on idle tables)."""
+    return f"__debezium-heartbeat.{prefix}"

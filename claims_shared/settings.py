@@ -1,0 +1,86 @@
+"""Platform settings, read from the environment (prefix CLAIMS_) with defaults that run the embedded stack.
+
+The same names are used by docker-compose.yml and by production deployments: moving from the laptop to
+real Kafka, S3 and PostgreSQL is a matter of setting these variables, never of changing code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class PlatformSettings(BaseSettings):
+    """Connection settings and names shared by every deployable."""
+
+    model_config = SettingsConfigDict(env_prefix="CLAIMS_", env_file=None, extra="ignore")
+
+    # Where the embedded stack keeps its data, pids and logs (ignored by production deployments).
+    state_dir: Path = Field(default=PROJECT_ROOT / ".state")
+
+    # PostgreSQL claims_db (the CDC source).
+    pg_host: str = "127.0.0.1"
+    pg_port: int = 15432
+    pg_db: str = "claims_db"
+    pg_user: str = "claims"
+    pg_password: SecretStr = SecretStr("claims")
+    # Role Debezium connects as (needs REPLICATION); separate from the application role.
+    pg_cdc_user: str = "debezium"
+    pg_cdc_password: SecretStr = SecretStr("debezium")
+
+    # Kafka-protocol broker.
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    topic_prefix: str = "claims_db"
+
+    # S3-compatible object store (landing zone, lake) and the queue receiving landing notifications.
+    s3_endpoint: str | None = "http://127.0.0.1:18333"
+    s3_region: str = "us-east-1"
+    s3_access_key: str = "claims"
+    s3_secret_key: SecretStr = SecretStr("claims-secret")
+    landing_bucket: str = "claims-landing"
+    lake_bucket: str = "claims-lake"
+    sqs_endpoint: str | None = "http://127.0.0.1:15000"
+    landing_queue: str = "claims-landing-events"
+
+    # Kafka Connect / Debezium.
+    connector_name: str = "claims-postgres"
+    connect_heap_mb: int = 384
+
+    # Embedded-only: where the broker stores its log ("memory" or "s3"; s3 survives down/up).
+    broker_storage: str = "s3"
+
+    @property
+    def pg_dsn(self) -> str:
+        return (
+            f"host={self.pg_host} port={self.pg_port} dbname={self.pg_db} "
+            f"user={self.pg_user} password={self.pg_password.get_secret_value()}"
+        )
+
+    def pg_dsn_for(self, dbname: str) -> str:
+        return (
+            f"host={self.pg_host} port={self.pg_port} dbname={dbname} "
+            f"user={self.pg_user} password={self.pg_password.get_secret_value()}"
+        )
+
+    def connector_env(self) -> dict[str, str]:
+        """Environment the Kafka Connect worker needs for `${env:...}` in the connector definition."""
+        return {
+            "CLAIMS_PG_HOST": self.pg_host,
+            "CLAIMS_PG_PORT": str(self.pg_port),
+            "CLAIMS_PG_DB": self.pg_db,
+            "CLAIMS_PG_CDC_USER": self.pg_cdc_user,
+            "CLAIMS_PG_CDC_PASSWORD": self.pg_cdc_password.get_secret_value(),
+            "CLAIMS_TOPIC_PREFIX": self.topic_prefix,
+            "CLAIMS_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+        }
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> PlatformSettings:
+    """Settings for this process (cached; tests build PlatformSettings directly with overrides)."""
+    return PlatformSettings()

@@ -1,0 +1,1 @@
+"""claimsctl: the command line and embedded stack of the claims data platform."""

@@ -1,0 +1,197 @@
+"""`claimsctl`: run, inspect and feed the claims data platform. Every command has --help."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from claims_shared.contracts.topics import raw_cdc_topics
+from claims_shared.settings import PlatformSettings, get_settings
+from claimsctl.stack.process import StackError
+
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+def _settings() -> PlatformSettings:
+    return get_settings()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Claims data platform control: the embedded stack, traffic simulation and inspection.
+
+    Settings come from CLAIMS_* environment variables (see README, 'Settings').
+    """
+
+
+@main.command()
+def up() -> None:
+    """Start the embedded stack (PostgreSQL, broker, Debezium/Connect, S3, queue). Idempotent."""
+    from claimsctl.stack.embedded import EmbeddedStack
+
+    stack = EmbeddedStack(_settings())
+    t0 = time.monotonic()
+    try:
+        started = stack.up(on_progress=lambda m: console.print(f"  {m}"))
+    except StackError as exc:
+        err.print(f"[red]up failed:[/red] {exc}")
+        err.print("Components started by this call were stopped again.")
+        sys.exit(1)
+    console.print(
+        f"[green]stack up[/green] ({time.monotonic() - t0:.1f}s; started: {', '.join(started) or 'nothing, all running'})"
+    )
+
+
+@main.command()
+def down() -> None:
+    """Stop every embedded component, drop replication slots. Data stays under the state directory."""
+    from claimsctl.stack.embedded import EmbeddedStack
+
+    stack = EmbeddedStack(_settings())
+    stopped = stack.down(on_progress=lambda m: console.print(f"  {m}"))
+    console.print(f"[green]stack down[/green] (stopped: {', '.join(stopped) or 'nothing was running'})")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of tables.")
+def status(as_json: bool) -> None:
+    """Show each component (up/down, port, pid, memory), topics with message counts and consumer lag."""
+    import json
+
+    from claimsctl.inspect import group_lags, topic_counts
+    from claimsctl.stack.embedded import EmbeddedStack
+
+    settings = _settings()
+    stack = EmbeddedStack(settings)
+    rows = stack.statuses()
+    broker_up = stack.broker.proc.is_running()
+    topics = topic_counts(settings) if broker_up else []
+    lags = group_lags(settings) if broker_up else []
+    if as_json:
+        print(json.dumps({
+            "components": [
+                {"name": s.name, "running": s.running, "pid": s.pid, "port": s.port, "rss_kib": rss,
+                 "durable": durable, "note": s.detail}
+                for s, rss, durable in rows
+            ],
+            "topics": [{"topic": t.topic, "partitions": t.partitions, "messages": t.messages} for t in topics],
+            "consumer_groups": [
+                {"group": g.group, "topic": g.topic, "committed": g.committed, "end": g.end, "lag": g.lag}
+                for g in lags
+            ],
+        }, indent=2))
+        return
+    table = Table(title=f"embedded stack ({settings.state_dir})")
+    for col in ("component", "state", "port", "pid", "RSS MiB", "data"):
+        table.add_column(col)
+    for st, rss, _ in rows:
+        table.add_row(
+            st.name, "[green]up[/green]" if st.running else "[red]down[/red]",
+            str(st.port or "-"), str(st.pid or "-"), f"{rss / 1024:.0f}" if rss else "-", st.detail,
+        )
+    console.print(table)
+    if broker_up:
+        t = Table(title="topics (counts from end offsets; approximate on the local broker)")
+        t.add_column("topic"); t.add_column("partitions", justify="right"); t.add_column("messages", justify="right")
+        for tc in topics:
+            t.add_row(tc.topic, str(tc.partitions), str(tc.messages))
+        console.print(t)
+        g = Table(title="consumer groups")
+        for col in ("group", "topic", "committed", "lag"):
+            g.add_column(col)
+        for lag in lags:
+            g.add_row(lag.group, lag.topic, str(lag.committed), str(lag.lag))
+        console.print(g if lags else "no consumer groups with committed offsets")
+
+
+@main.command()
+@click.argument("component")
+@click.option("-n", "--lines", default=40, show_default=True, help="How many lines from the end.")
+def logs(component: str, lines: int) -> None:
+    """Print the end of a component's log (postgres, broker, connect, objectstore, queue, s3-events)."""
+    from claimsctl.stack.process import tail
+
+    path = _settings().state_dir / "logs" / f"{component}.log"
+    if not path.exists():
+        err.print(f"no log at {path}; components: postgres, broker, connect, objectstore, queue, s3-events")
+        sys.exit(1)
+    console.print(tail(path, lines), markup=False, highlight=False)
+
+
+@main.command()
+@click.option("--duration", type=float, default=30.0, show_default=True, help="Run for this many seconds.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same traffic.")
+@click.option("--rate", type=float, default=20.0, show_default=True, help="Database actions per second.")
+@click.option("--vehicles", type=int, default=20, show_default=True, help="Vehicles sending telematics.")
+@click.option("--telematics-hz", type=float, default=1.0, show_default=True, help="Readings per second per vehicle.")
+@click.option("--cdc/--no-cdc", default=True, show_default=True, help="Write claims traffic to PostgreSQL.")
+@click.option("--telematics/--no-telematics", default=True, show_default=True, help="Produce vehicle readings to Kafka.")
+@click.option("--files/--no-files", default=True, show_default=True, help="Upload landing files to S3.")
+def simulate(duration: float, seed: int, rate: float, vehicles: int, telematics_hz: float,
+             cdc: bool, telematics: bool, files: bool) -> None:
+    """Generate seeded, reproducible traffic: claims in PostgreSQL, telematics on Kafka, files in S3."""
+    counters = _run_simulation(_settings(), duration, seed, rate, vehicles, telematics_hz, cdc, telematics, files)
+    console.print(counters_table(counters))
+
+
+def _run_simulation(settings: PlatformSettings, duration: float, seed: int, rate: float, vehicles: int,
+                    telematics_hz: float, cdc: bool, telematics: bool, files: bool):  # noqa: ANN202
+    from dataclasses import asdict
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from claimsctl.simulator.run import run_simulation
+
+    with Progress(
+        TextColumn("simulating"), BarColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+        console=console, transient=False,
+    ) as progress:
+        task = progress.add_task("", total=duration)
+        start = time.monotonic()
+
+        def on_progress(counters) -> None:  # noqa: ANN001
+            shown = ", ".join(f"{k}={v}" for k, v in asdict(counters).items() if isinstance(v, int) and v)
+            progress.update(task, completed=min(time.monotonic() - start, duration), description=shown)
+
+        try:
+            counters = run_simulation(
+                settings, duration_s=duration, seed=seed, rate=rate, cdc=cdc, telematics=telematics,
+                files=files, vehicles=vehicles, telematics_hz=telematics_hz, progress=on_progress,
+            )
+        except Exception as exc:  # connection problems: tell the user what to do, no traceback wall
+            err.print(f"[red]simulation failed:[/red] {exc}\nIs the stack up? Try `claimsctl status`.")
+            sys.exit(1)
+        progress.update(task, completed=duration)
+    return counters
+
+
+def counters_table(counters) -> Table:  # noqa: ANN001
+    from dataclasses import asdict
+
+    t = Table(title="simulated")
+    t.add_column("what"); t.add_column("count", justify="right")
+    for key, value in asdict(counters).items():
+        if isinstance(value, (int, float)):
+            t.add_row(key, str(value))
+    return t
+
+
+@main.command()
+@click.option("--duration", type=float, default=30.0, show_default=True, help="Seconds of simulated traffic.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--keep-running", is_flag=True, help="Leave the stack up afterwards.")
+def demo(duration: float, seed: int, keep_running: bool) -> None:
+    """Start the stack, simulate traffic for a bounded time, summarise what arrived where, stop."""
+    from claimsctl.demo import run_demo
+
+    sys.exit(run_demo(_settings(), duration=duration, seed=seed, keep_running=keep_running, console=console))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""delta_compactor: merges the topics into Delta Lake tables (issue #6)."""
