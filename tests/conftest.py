@@ -14,15 +14,17 @@ import pytest
 
 from claims_shared.settings import PROJECT_ROOT, PlatformSettings
 
-# Ports of the test stack: the defaults + 20000 would overflow, so a fixed, separate block.
+# Ports of the test stack, apart from the defaults so a developer's running stack is untouched, and all below
+# 32768: Linux hands out 32768-60999 as ephemeral client ports, so a server port there can be taken at random.
+# SeaweedFS also listens on each of its ports + 10000.
 TEST_PORTS = {
-    "pg_port": 35432,
-    "kafka_bootstrap": "127.0.0.1:39092",
-    "s3_endpoint": "http://127.0.0.1:38333",
-    "sqs_endpoint": "http://127.0.0.1:35000",
-    "objectstore_master_port": 39333,
-    "objectstore_volume_port": 38080,
-    "objectstore_filer_port": 38888,
+    "pg_port": 25432,
+    "kafka_bootstrap": "127.0.0.1:29092",
+    "s3_endpoint": "http://127.0.0.1:21333",
+    "sqs_endpoint": "http://127.0.0.1:25000",
+    "objectstore_master_port": 21334,
+    "objectstore_volume_port": 21335,
+    "objectstore_filer_port": 21336,
 }
 
 

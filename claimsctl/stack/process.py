@@ -13,7 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 
 class StackError(RuntimeError):
@@ -177,16 +177,21 @@ def rss_kib(pid: int) -> int:
     return total
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
+def _proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, fields of /proc/<pid>/stat after the command name) for every process: state, ppid, pgid, ..."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, IndexError, ValueError, ProcessLookupError):
+            yield int(entry.name), (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, IndexError, ProcessLookupError):
             continue
-        children.setdefault(ppid, []).append(int(entry.name))
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for child, fields in _proc_stats():
+        children.setdefault(int(fields[1]), []).append(child)
     out, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -218,16 +223,7 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # killpg succeeds while zombies remain; check for a live member.
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, IndexError, ProcessLookupError):
-            continue
-        if int(fields[3]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return any(int(fields[3]) == pgid and fields[0] != "Z" for _, fields in _proc_stats())
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -142,7 +142,8 @@ def test_data_survives_down_and_up_and_down_leaves_nothing(stack: tuple[Embedded
     s = st.settings
     s3_client(s).put_object(Bucket=s.landing_bucket, Key="incoming/keep-me.csv", Body=b"a,b\n1,2\n")
     pids = [status.pid for status, _, _ in st.statuses()]
-    ports = [s.pg_port, 39092, 38333, 35000, s.objectstore_master_port, s.objectstore_filer_port]
+    ports = [s.pg_port, int(s.kafka_bootstrap.rsplit(":", 1)[1]), int(s.s3_endpoint.rsplit(":", 1)[1]),
+             int(s.sqs_endpoint.rsplit(":", 1)[1]), s.objectstore_master_port, s.objectstore_filer_port]
 
     result = claimsctl(s, "down")
     assert result.returncode == 0, result.stderr
