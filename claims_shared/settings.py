@@ -47,6 +47,10 @@ class PlatformSettings(BaseSettings):
     sqs_endpoint: str | None = "http://127.0.0.1:15000"
     landing_queue: str = "claims-landing-events"
 
+    # Key of the deterministic PII tokens (HMAC). Same key, same token: joins across tables and topics still work.
+    # Production must set its own secret; rotating it changes every token.
+    pii_key: SecretStr = SecretStr("embedded-dev-pii-key-not-secret")
+
     # Kafka Connect / Debezium.
     connector_name: str = "claims-postgres"
     connect_heap_mb: int = 384
