@@ -6,7 +6,7 @@ CLAIMSCTL := $(VENV)/bin/claimsctl
 DEMO_SECONDS ?= 30
 DEMO_SEED ?= 7
 
-.PHONY: install system-deps demo test test-unit test-integration up down status clean help
+.PHONY: install system-deps demo test test-unit test-integration up down status clean help bench-normalizer
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -34,6 +34,9 @@ test-unit: install
 
 test-integration: install
 	$(PY) -m pytest tests/integration tests/e2e
+
+bench-normalizer: install  ## normalizer service vs plain confluent-kafka loop, one core each
+	$(PY) -m bench.normalizer
 
 up: install  ## start the embedded stack
 	$(CLAIMSCTL) up

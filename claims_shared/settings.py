@@ -36,6 +36,9 @@ class PlatformSettings(BaseSettings):
     # Kafka-protocol broker.
     kafka_bootstrap: str = "127.0.0.1:19092"
     topic_prefix: str = "claims_db"
+    # Confluent Schema Registry: when set, normalized CDC values are Confluent-framed and their contracts registered;
+    # when unset, values are schemaless Avro named by the `claims-schema` header (see claims_shared/contracts/cdc_avro.py).
+    schema_registry_url: str | None = None
 
     # S3-compatible object store (landing zone, lake) and the queue receiving landing notifications.
     s3_endpoint: str | None = "http://127.0.0.1:18333"
@@ -50,6 +53,9 @@ class PlatformSettings(BaseSettings):
     # Key of the deterministic PII tokens (HMAC). Same key, same token: joins across tables and topics still work.
     # Production must set its own secret; rotating it changes every token.
     pii_key: SecretStr = SecretStr("embedded-dev-pii-key-not-secret")
+
+    # Health/metrics port of the cdc_normalizer service (Faust web).
+    normalizer_web_port: int = 16066
 
     # Kafka Connect / Debezium.
     connector_name: str = "claims-postgres"

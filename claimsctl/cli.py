@@ -195,5 +195,70 @@ def demo(duration: float, seed: int, keep_running: bool) -> None:
     sys.exit(run_demo(_settings(), duration=duration, seed=seed, keep_running=keep_running, console=console))
 
 
+@main.command("export-columns")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the JSON here (default: stdout).")
+@click.option("--schema", "pg_schema", default="public", show_default=True, help="PostgreSQL schema to export.")
+def export_columns_command(output: Path | None, pg_schema: str) -> None:
+    """Export the column types of every table (PostgreSQL's catalog) as JSON, for decoding schemaless CDC records:
+    {"<table>": [{"name", "type", "pk", "not_null"}]}."""
+    from claims_shared.contracts.columns import dump_column_types, export_columns
+
+    try:
+        columns = export_columns(_settings().pg_dsn, pg_schema)
+    except Exception as exc:  # connection problems: say what to do, no traceback wall
+        err.print(f"[red]export-columns failed:[/red] {exc}\nIs the database up? Try `claimsctl status`.")
+        sys.exit(1)
+    if not columns:
+        err.print(f"[yellow]no tables in schema {pg_schema!r}[/yellow]")
+    text = dump_column_types(columns, output)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        err.print(f"wrote {sum(map(len, columns.values()))} columns of {len(columns)} tables to {output}")
+
+
+@main.command("normalize")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="JSON lines: {topic, partition, offset, key, value} with Debezium key/value JSON (or null).")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="JSON lines, one per non-tombstone input, in input order.")
+@click.option("--columns", "columns_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Column-type map for schemaless input (from `claimsctl export-columns`).")
+def normalize_command(input_path: Path, output_path: Path, columns_path: Path | None) -> None:
+    """Run the cdc_normalizer's code offline over captured Debezium messages (debugging, backfills).
+
+    Works for any database and topic prefix. PII columns come out tokenized with CLAIMS_PII_KEY. Lines that are
+    not row changes keep their place as {"op": null, "skipped": ...} or {"op": null, "error": {...}}.
+    """
+    import orjson
+
+    from services.cdc_normalizer.app import build_normalizer
+    from services.cdc_normalizer.pipeline import replay_line
+
+    normalizer = build_normalizer(_settings(), str(columns_path) if columns_path else None)
+    counts = {"in": 0, "out": 0, "tombstones": 0, "errors": 0, "skipped": 0}
+    with input_path.open("rb") as source, output_path.open("wb") as sink:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            counts["in"] += 1
+            try:
+                doc = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                out = {"table": None, "op": None, "error": {"class": "MalformedInputLine",
+                                                             "reason": f"line {number} is not JSON: {exc}"}}
+            else:
+                out = replay_line(normalizer, doc) if isinstance(doc, dict) else {
+                    "table": None, "op": None,
+                    "error": {"class": "MalformedInputLine", "reason": f"line {number} is not a JSON object"}}
+            if out is None:
+                counts["tombstones"] += 1
+                continue
+            counts["errors" if "error" in out else "skipped" if out.get("op") is None else "out"] += 1
+            sink.write(orjson.dumps(out) + b"\n")
+    err.print(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
 if __name__ == "__main__":
     main()

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from claims_shared.clients.aws import s3_client, sqs_client
+from claims_shared.contracts.cdc import DEAD_LETTER_TOPIC, normalized_topic
 from claims_shared.contracts.topics import CDC_TABLES, TELEMATICS_READINGS, raw_cdc_topic
 from claims_shared.settings import PlatformSettings
 from claimsctl.inspect import count_change_events
@@ -46,22 +47,26 @@ def run_demo(settings: PlatformSettings, *, duration: float, seed: int, keep_run
 def print_summary(settings: PlatformSettings, console: Console) -> bool:
     """Per-topic change events by op next to the row counts in PostgreSQL, readings, landing files, queue."""
     topics = [raw_cdc_topic(settings.topic_prefix, t) for t in CDC_TABLES]
-    # Debezium may still be shipping the last changes: read until the topics go quiet.
-    ops = count_change_events(settings, [*topics, TELEMATICS_READINGS], idle_s=5.0)
+    normalized = [normalized_topic(t) for t in CDC_TABLES]
+    # Debezium and the normalizer may still be shipping the last changes: read until the topics go quiet.
+    ops = count_change_events(settings, [*topics, *normalized, DEAD_LETTER_TOPIC, TELEMATICS_READINGS], idle_s=5.0)
     with psycopg.connect(settings.pg_dsn) as conn:
         rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in CDC_TABLES}  # noqa: S608
     table = Table(title="PostgreSQL -> Debezium -> broker")
-    for col in ("topic", "rows in PostgreSQL", "r", "c", "u", "d", "t", "events", "r+c-d = rows"):
+    for col in ("topic", "rows in PostgreSQL", "r", "c", "u", "d", "t", "events", "r+c-d = rows", "normalized"):
         table.add_column(col, justify="right" if col != "topic" else "left")
-    cdc_events = matching = 0
-    for table_name, topic in zip(CDC_TABLES, topics):
+    cdc_events = matching = normalized_total = 0
+    for table_name, topic, out_topic in zip(CDC_TABLES, topics, normalized):
         c = ops.by_topic.get(topic, {})
-        cdc_events += ops.total(topic)
+        # Tombstones (delete markers for compaction) carry no change; some clients never see them.
+        cdc_events += ops.total(topic) - c.get("tombstone", 0)
         # Without truncates or re-snapshots, every row in PostgreSQL is accounted for by its change events.
         balanced = c.get("r", 0) + c.get("c", 0) - c.get("d", 0) == rows[table_name]
         matching += balanced
+        normalized_total += ops.total(out_topic)
         table.add_row(topic, str(rows[table_name]), *(str(c.get(op, 0)) for op in "rcudt"), str(ops.total(topic)),
-                      "[green]yes[/green]" if balanced else "[yellow]no[/yellow] (truncate or re-snapshot?)")
+                      "[green]yes[/green]" if balanced else "[yellow]no[/yellow] (truncate or re-snapshot?)",
+                      str(ops.total(out_topic)))
     console.print(table)
     readings = ops.total(TELEMATICS_READINGS)
     landing = _count_objects(settings)
@@ -74,7 +79,8 @@ def print_summary(settings: PlatformSettings, console: Console) -> bool:
     console.print(other)
     console.print(
         f"SUMMARY cdc_events={cdc_events} tables_balanced={matching}/{len(CDC_TABLES)} readings={readings} "
-        f"landing_files={landing} notifications={queued}"
+        f"landing_files={landing} notifications={queued} normalized={normalized_total} "
+        f"dead_lettered={ops.total(DEAD_LETTER_TOPIC)}"
     )
     return cdc_events > 0 and readings > 0 and landing > 0
 

@@ -105,16 +105,25 @@ def count_change_events(settings: PlatformSettings, topics: list[str], idle_s: f
     """
     consumer = _consumer(settings)
     counts = OpCounts()
+    assigned: set[str] = set()
     try:
-        meta = consumer.list_topics(timeout=5)
-        assignment = [
-            TopicPartition(t, p, 0) for t in topics if t in meta.topics for p in meta.topics[t].partitions
-        ]
-        if not assignment:
-            return counts
-        consumer.assign(assignment)
         last = time.monotonic()
+        next_metadata = 0.0
         while time.monotonic() - last < idle_s:
+            if time.monotonic() >= next_metadata and len(assigned) < len(topics):
+                # Topics can appear while we read (a service creates its output topic on first use).
+                meta = consumer.list_topics(timeout=5)
+                new = [t for t in topics if t in meta.topics and t not in assigned]
+                if new:
+                    consumer.incremental_assign(
+                        [TopicPartition(t, p, 0) for t in new for p in meta.topics[t].partitions]
+                    )
+                    assigned.update(new)
+                    last = time.monotonic()
+                next_metadata = time.monotonic() + 1.0
+            if not assigned:
+                time.sleep(0.2)
+                continue
             batch = consumer.consume(1000, timeout=0.5)
             if not batch:
                 continue

@@ -48,9 +48,9 @@ def claimsctl(settings: PlatformSettings, *args: str, timeout: float = 300) -> s
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack_settings() -> Iterator[PlatformSettings]:
-    """Settings of the session's test stack (not started by this fixture)."""
+    """Settings of a test module's own stack: a fresh state directory, the test ports (not started here)."""
     state = make_state_dir("claims-test-")
     yield isolated_settings(state)
     subprocess.run(["rm", "-rf", str(state)], check=False)

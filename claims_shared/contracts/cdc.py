@@ -6,7 +6,14 @@ position, and a deterministic `event_id` so that replays and duplicates can be r
 Canonical values: integers as numbers, decimals as exact decimal strings, floats as numbers, booleans, text as
 strings, date `YYYY-MM-DD`, time `HH:MM:SS[.ffffff]`, timestamp without zone `YYYY-MM-DDTHH:MM:SS[.ffffff]`,
 timestamptz in UTC with `Z`, intervals as ISO-8601 durations, uuid lowercase, json as parsed JSON, bytea as
-base64, arrays as lists, NULL as null.
+base64, arrays as lists, NULL as null. Details fixed by the decoder and the Avro contracts:
+- timestamps and times carry `.ffffff` (6 digits) only when the fraction is not zero; nanoseconds are cut to µs;
+  `24:00:00` is kept;
+- `numeric(p,s)` keeps its scale (`"0.00"`); unconstrained `numeric` is PostgreSQL's `trim_scale(n)::text`
+  (Debezium does not carry its display scale); never exponent notation;
+- non-finite floats are the strings `"NaN"`, `"Infinity"`, `"-Infinity"` (as PostgreSQL's `to_jsonb`);
+- intervals: each component carries its own sign (`P-1DT-2H`), as PostgreSQL's `iso_8601` interval style;
+- json integers wider than 64 bits stay exact.
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 CONTRACT_VERSION = 1
 OPS = ("r", "c", "u", "d", "t")
@@ -77,8 +86,11 @@ class ChangeRecord:
 
 
 def canonical_json(value: Any) -> str:
-    """Stable JSON text (sorted keys, no spaces): the same value always gives the same bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Stable JSON text (sorted keys, no spaces, UTF-8): the same value always gives the same text."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # integers wider than 64 bits (exact json numbers): the slower standard library path
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_id_for(record: ChangeRecord) -> str:

@@ -15,6 +15,7 @@ from claimsctl.stack.connect import EmbeddedConnect
 from claimsctl.stack.objectstore import EmbeddedObjectStore, EmbeddedQueue, LandingEventRelay
 from claimsctl.stack.postgres import EmbeddedPostgres
 from claimsctl.stack.process import ComponentStatus, StackError, rss_kib
+from claimsctl.stack.services import EmbeddedService
 
 
 class Component(Protocol):
@@ -60,6 +61,9 @@ class EmbeddedStack:
             _Adapter("postgres", self.postgres, True, "on disk"),
             _Adapter("broker", self.broker, self.broker.durable, broker_note),
             _Adapter("connect", self.connect, True, "Debezium on Kafka Connect, offsets on disk"),
+            _Adapter("cdc-normalizer", EmbeddedService(settings, "cdc-normalizer", "services.cdc_normalizer",
+                                                       settings.normalizer_web_port),
+                     True, "Faust app + batch loop; offsets in the broker"),
         ]
 
     def up(self, on_progress: Callable[[str], None] = lambda _: None) -> list[str]:

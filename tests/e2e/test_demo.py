@@ -25,15 +25,18 @@ def _check_demo(settings) -> None:  # noqa: ANN001
     result = claimsctl(settings, "demo", "--duration", "12", "--seed", "3", timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = re.search(
-        r"SUMMARY cdc_events=(\d+) tables_balanced=(\d+)/(\d+) readings=(\d+) landing_files=(\d+) notifications=(\d+)",
+        r"SUMMARY cdc_events=(\d+) tables_balanced=(\d+)/(\d+) readings=(\d+) landing_files=(\d+) "
+        r"notifications=(\d+) normalized=(\d+) dead_lettered=(\d+)",
         result.stdout,
     )
     assert summary, result.stdout[-3000:]
-    cdc_events, balanced, tables, readings, files, notifications = map(int, summary.groups())
+    cdc_events, balanced, tables, readings, files, notifications, normalized, dead = map(int, summary.groups())
     assert cdc_events > 100
     # A fresh stack: every row in PostgreSQL is accounted for by change events, table by table.
     assert balanced == tables
     assert readings > 0 and files > 0
     assert notifications == files, "every landing file should have produced one ObjectCreated notification"
+    # Every raw change event became exactly one normalized record.
+    assert (normalized, dead) == (cdc_events, 0)
     status = claimsctl(settings, "status", "--json")
     assert '"running": true' not in status.stdout, "demo left a component running"

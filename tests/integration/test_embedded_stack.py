@@ -29,13 +29,14 @@ pytestmark = pytest.mark.integration
 def stack(stack_settings: PlatformSettings) -> Iterator[tuple[EmbeddedStack, str]]:
     """The stack, with one claim written before Connect's first start so that it arrives as a snapshot read."""
     stack = EmbeddedStack(stack_settings)
-    connect = stack.components[-1]
-    assert connect.name == "connect"
+    names = [c.name for c in stack.components]
+    connect_at = names.index("connect")
     try:
-        for component in stack.components[:-1]:
+        for component in stack.components[:connect_at]:
             component.start()
         seeded_claim = insert_claim(stack_settings, amount="99.99")
-        connect.start()
+        for component in stack.components[connect_at:]:
+            component.start()
         yield stack, seeded_claim
     finally:
         stack.down()
@@ -76,7 +77,7 @@ def test_snapshot_insert_update_delete_arrive_in_order_with_images(stack: tuple[
 def test_change_made_while_connect_is_down_arrives_once_without_resnapshot(stack: tuple[EmbeddedStack, str]) -> None:
     st, seeded = stack
     s = st.settings
-    connect = st.components[-1]
+    connect = st.connect
     assert connect.stop()
     execute(s, "UPDATE claims SET description = 'changed while connect was down' WHERE claim_id = %s", (seeded,))
     connect.start()
@@ -106,7 +107,7 @@ def test_status_reports_components_topics_and_lag(stack: tuple[EmbeddedStack, st
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     components = {c["name"]: c for c in report["components"]}
-    assert set(components) == {"objectstore", "queue", "s3-events", "postgres", "broker", "connect"}
+    assert set(components) == {"objectstore", "queue", "s3-events", "postgres", "broker", "connect", "cdc-normalizer"}
     for c in components.values():
         assert c["running"] and c["pid"] and c["rss_kib"] > 0, c
     assert components["postgres"]["port"] == st.settings.pg_port

@@ -1,0 +1,41 @@
+"""The platform's own stream services as embedded-stack components: same code and settings as in production."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+
+from claims_shared.settings import PROJECT_ROOT, PlatformSettings
+from claimsctl.stack.process import ManagedProcess
+
+
+class EmbeddedService:
+    """`python -m services.<module>` with the stack's settings; ready when its /health answers 200."""
+
+    def __init__(self, settings: PlatformSettings, name: str, module: str, web_port: int) -> None:
+        self.settings = settings
+        self.module = module
+        self.web_port = web_port
+        self.proc = ManagedProcess(name, settings.state_dir / "run", settings.state_dir / "logs", port=web_port)
+
+    def start(self) -> None:
+        self.proc.start(
+            [sys.executable, "-m", self.module],
+            env=self.settings.as_env(),
+            cwd=PROJECT_ROOT,
+            ready=self.healthy,
+            timeout_s=90,
+        )
+
+    def stop(self) -> bool:
+        # Faust stops gracefully on SIGTERM: the current batch is flushed and committed first.
+        return self.proc.stop(timeout_s=30)
+
+    def healthy(self) -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health", timeout=2) as response:
+            return response.status == 200
+
+    def metrics(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as response:
+            return json.loads(response.read())
