@@ -52,9 +52,10 @@ def print_summary(settings: PlatformSettings, console: Console) -> bool:
     ops = count_change_events(settings, [*topics, *normalized, DEAD_LETTER_TOPIC, TELEMATICS_READINGS], idle_s=5.0)
     with psycopg.connect(settings.pg_dsn) as conn:
         rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in CDC_TABLES}  # noqa: S608
-    table = Table(title="PostgreSQL -> Debezium -> broker")
-    for col in ("topic", "rows in PostgreSQL", "r", "c", "u", "d", "t", "events", "r+c-d = rows", "normalized"):
-        table.add_column(col, justify="right" if col != "topic" else "left")
+    table = Table(title=f"PostgreSQL -> Debezium ({settings.topic_prefix}.public.<table>) -> cdc_normalizer "
+                        "(claims.cdc.<table>.v1)")
+    for col in ("table", "rows in PG", "r", "c", "u", "d", "t", "events", "r+c-d=rows", "normalized"):
+        table.add_column(col, justify="right" if col != "table" else "left")
     cdc_events = matching = normalized_total = 0
     for table_name, topic, out_topic in zip(CDC_TABLES, topics, normalized):
         c = ops.by_topic.get(topic, {})
@@ -64,7 +65,7 @@ def print_summary(settings: PlatformSettings, console: Console) -> bool:
         balanced = c.get("r", 0) + c.get("c", 0) - c.get("d", 0) == rows[table_name]
         matching += balanced
         normalized_total += ops.total(out_topic)
-        table.add_row(topic, str(rows[table_name]), *(str(c.get(op, 0)) for op in "rcudt"), str(ops.total(topic)),
+        table.add_row(table_name, str(rows[table_name]), *(str(c.get(op, 0)) for op in "rcudt"), str(ops.total(topic)),
                       "[green]yes[/green]" if balanced else "[yellow]no[/yellow] (truncate or re-snapshot?)",
                       str(ops.total(out_topic)))
     console.print(table)
