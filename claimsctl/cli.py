@@ -260,5 +260,35 @@ def normalize_command(input_path: Path, output_path: Path, columns_path: Path | 
     err.print(" ".join(f"{k}={v}" for k, v in counts.items()))
 
 
+@main.command("score-trips")
+@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Readings CSV: vehicle_id,ts,lat,lon,speed_mps,heading_deg,accel_long_mps2,accel_lat_mps2,"
+                   "accel_vert_mps2,speed_limit_mps (ts ISO-8601 UTC; speed_limit_mps may be empty).")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="JSON lines, one trip each, in (vehicle, start) order.")
+def score_trips_command(input_path: Path, output_path: Path) -> None:
+    """Run the telematics_scorer's trip, event and score code offline over a readings CSV.
+
+    Unparseable rows are skipped; they and what cleaning dropped are counted on stderr.
+    """
+    import orjson
+
+    from services.telematics_scorer.replay import ReadingsCsvError, read_readings_csv, trip_record
+    from services.telematics_scorer.trips import score_readings
+
+    started = time.perf_counter()
+    try:
+        batch, csv_stats = read_readings_csv(input_path)
+    except ReadingsCsvError as exc:
+        raise click.ClickException(str(exc)) from exc
+    result = score_readings(batch)
+    with output_path.open("wb") as sink:
+        sink.write(b"".join(orjson.dumps(trip_record(t)) + b"\n" for t in result.trips))
+    counts = {"rows": csv_stats.rows, "malformed": csv_stats.malformed, **result.stats.as_dict(),
+              "trips": len(result.trips), "events": sum(len(t.events) for t in result.trips),
+              "seconds": round(time.perf_counter() - started, 2)}
+    err.print(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
 if __name__ == "__main__":
     main()
