@@ -10,7 +10,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from claims_shared.contracts.topics import raw_cdc_topics
 from claims_shared.settings import PlatformSettings, get_settings
 from claimsctl.stack.process import StackError
 

@@ -99,7 +99,7 @@ class EmbeddedPostgres:
         conf = self.data_dir / "postgresql.conf"
         with conf.open("a") as fh:
             fh.write(f"\n# claims platform\ninclude '{INFRA / 'postgresql.conf'}'\n")
-            fh.write(f"unix_socket_permissions = 0777\n")
+            fh.write("unix_socket_permissions = 0777\n")
 
     def _make_traversable(self, path: Path) -> None:
         """The postgres user must be able to reach the state dir and read infra/postgres/postgresql.conf."""

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable
 
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Message
 
 from claims_shared.settings import PlatformSettings
+from tests.integration.kafka_helpers import read_topic
 
 
 @dataclass(frozen=True)
@@ -77,38 +77,13 @@ def read_events(
     timeout_s: float = 60.0,
     settle_s: float = 0.0,
 ) -> list[ChangeEvent]:
-    """Read `topic` from the start; collect matching events until `until(events)` holds, then keep reading
-    `settle_s` more seconds (to catch duplicates that must not be there). Fails on timeout."""
-    consumer = Consumer({
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "group.id": f"test-{uuid.uuid4().hex}",
-        "enable.auto.commit": False,
-    })
-    try:
-        deadline = time.monotonic() + timeout_s
-        partitions: list[int] = []
-        while not partitions and time.monotonic() < deadline:
-            meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
-            partitions = list(meta.partitions) if meta and not meta.error else []
-            if not partitions:
-                time.sleep(0.5)
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        events: list[ChangeEvent] = []
-        satisfied_at: float | None = None
-        while time.monotonic() < deadline:
-            for msg in consumer.consume(500, timeout=0.5):
-                if msg.error() or not msg.value():
-                    continue
-                event = _parse(msg.key(), msg.value(), msg.offset())
-                if event and match(event):
-                    events.append(event)
-            if satisfied_at is None and until(events):
-                satisfied_at = time.monotonic()
-            if satisfied_at is not None and time.monotonic() - satisfied_at >= settle_s:
-                return events
-        raise AssertionError(f"timed out after {timeout_s}s waiting on {topic}; got ops {[e.op for e in events]}")
-    finally:
-        consumer.close()
+    """Debezium change events of `topic` that `match`, read from the start until `until(events)` holds."""
+
+    def decode(msg: Message) -> ChangeEvent | None:
+        event = _parse(msg.key(), msg.value(), msg.offset())
+        return event if event and match(event) else None
+
+    return read_topic(settings, topic, until=until, decode=decode, timeout_s=timeout_s, settle_s=settle_s)
 
 
 def _parse(key: bytes | None, value: bytes, offset: int) -> ChangeEvent | None:

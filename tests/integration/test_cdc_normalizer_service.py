@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-import uuid
 from typing import Any, Callable, Iterator
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from claims_shared.contracts.cdc import DEAD_LETTER_TOPIC, normalized_topic
 from claims_shared.contracts.cdc_avro import decode_change
@@ -20,6 +18,7 @@ from claimsctl.stack.embedded import EmbeddedStack
 from services.cdc_normalizer.pii import PiiTokenizer
 from tests.conftest import claimsctl
 from tests.integration.cdc_helpers import execute, insert_claim
+from tests.integration.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -32,37 +31,6 @@ def stack(stack_settings: PlatformSettings) -> Iterator[EmbeddedStack]:
         yield stack
     finally:
         stack.down()
-
-
-def read_topic(
-    settings: PlatformSettings, topic: str, *, until: Callable[[list[Any]], bool], decode: Callable[[Any], Any],
-    timeout_s: float = 60, settle_s: float = 0,
-) -> list[Any]:
-    """Decoded messages of `topic` from offset 0, until `until(items)` holds (+ `settle_s` to catch extras)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"t-{uuid.uuid4().hex}"})
-    try:
-        deadline = time.monotonic() + timeout_s
-        items: list[Any] = []
-        assigned = False
-        satisfied_at = None
-        while time.monotonic() < deadline:
-            if not assigned:
-                meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
-                if meta is None or meta.error or not meta.partitions:
-                    time.sleep(0.5)
-                    continue
-                consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-                assigned = True
-            for msg in consumer.consume(500, timeout=0.5):
-                if not msg.error() and msg.value():
-                    items.append(decode(msg))
-            if satisfied_at is None and until(items):
-                satisfied_at = time.monotonic()
-            if satisfied_at is not None and time.monotonic() - satisfied_at >= settle_s:
-                return items
-        raise AssertionError(f"timed out on {topic} with {len(items)} items")
-    finally:
-        consumer.close()
 
 
 def changes(table: str) -> Callable[[Any], dict[str, Any]]:

@@ -12,13 +12,10 @@ and `bit varying` (Debezium sends the value's bits with the column's maximum len
 from __future__ import annotations
 
 import struct
-import time
-import uuid
 from typing import Any, Callable, Iterator
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from claims_shared.contracts.cdc import ChangeRecord
 from claims_shared.contracts.columns import column_types_from_json, export_columns
@@ -26,6 +23,7 @@ from claims_shared.contracts.topics import raw_cdc_topic
 from claims_shared.settings import PlatformSettings
 from claimsctl.stack.embedded import EmbeddedStack
 from services.cdc_normalizer.decoding import Skipped, decode_message
+from tests.integration.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -189,28 +187,8 @@ def _extra_columns(conn: psycopg.Connection) -> list[str]:
 def read_raw(settings: PlatformSettings, until: Callable[[list[tuple[bytes | None, bytes]]], bool],
              timeout_s: float = 90.0) -> list[tuple[bytes | None, bytes]]:
     """(key, value) of every non-tombstone message of the table's topic, from the start, once `until` holds."""
-    topic = raw_cdc_topic(settings.topic_prefix, TABLE)
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"test-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
-    try:
-        deadline = time.monotonic() + timeout_s
-        partitions: list[int] = []
-        while not partitions and time.monotonic() < deadline:
-            meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
-            partitions = list(meta.partitions) if meta and not meta.error else []
-            if not partitions:
-                time.sleep(0.5)
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        messages: list[tuple[bytes | None, bytes]] = []
-        while time.monotonic() < deadline:
-            for msg in consumer.consume(500, timeout=0.5):
-                if not msg.error() and msg.value():
-                    messages.append((msg.key(), msg.value()))
-            if until(messages):
-                return messages
-        raise AssertionError(f"timed out after {timeout_s}s on {topic}; got {len(messages)} messages")
-    finally:
-        consumer.close()
+    return read_topic(settings, raw_cdc_topic(settings.topic_prefix, TABLE), until=until,
+                      decode=lambda msg: (msg.key(), msg.value()), timeout_s=timeout_s)
 
 
 def decoded(settings: PlatformSettings, until: Callable[[list[ChangeRecord]], bool]) -> list[ChangeRecord]:
