@@ -6,7 +6,7 @@ CLAIMSCTL := $(VENV)/bin/claimsctl
 DEMO_SECONDS ?= 30
 DEMO_SEED ?= 7
 
-.PHONY: install system-deps demo test test-unit test-integration up down status clean help bench-normalizer
+.PHONY: install system-deps demo test test-unit test-integration up down status clean help bench-normalizer bench-telematics
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -37,6 +37,9 @@ test-integration: install
 
 bench-normalizer: install  ## normalizer service vs plain confluent-kafka loop, one core each
 	$(PY) -m bench.normalizer
+
+bench-telematics: install  ## telematics replay path vs numpy pass, and the service through a broker, one core each
+	$(PY) -m bench.telematics
 
 up: install  ## start the embedded stack
 	$(CLAIMSCTL) up

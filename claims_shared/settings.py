@@ -56,6 +56,8 @@ class PlatformSettings(BaseSettings):
 
     # Health/metrics port of the cdc_normalizer service (Faust web).
     normalizer_web_port: int = 16066
+    # Health/metrics port of the telematics_scorer service (Faust web).
+    scorer_web_port: int = 16067
 
     # Kafka Connect / Debezium.
     connector_name: str = "claims-postgres"

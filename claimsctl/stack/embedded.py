@@ -64,6 +64,9 @@ class EmbeddedStack:
             _Adapter("cdc-normalizer", EmbeddedService(settings, "cdc-normalizer", "services.cdc_normalizer",
                                                        settings.normalizer_web_port),
                      True, "Faust app + batch loop; offsets in the broker"),
+            _Adapter("telematics-scorer", EmbeddedService(settings, "telematics-scorer", "services.telematics_scorer",
+                                                          settings.scorer_web_port),
+                     True, "Faust app + batch loop; driver scores in a changelog table"),
         ]
 
     def up(self, on_progress: Callable[[str], None] = lambda _: None) -> list[str]:

@@ -3,7 +3,8 @@
 Every default is a plain-number field so a deployment (or the replay CLI) can override it. Accelerations are in
 m/s^2 internally; thresholds are given in g because that is how the sources state them.
 
-Sources for the defaults (all accessed 2026):
+Sources for the defaults (public documentation as we know it; not re-fetched for this release: re-check the
+Progressive and NPCC figures, which we have from secondary sources, before quoting them):
 - Progressive Snapshot counts a "hard brake" when speed falls by 7 mph or more in one second (≈ 3.13 m/s^2 ≈ 0.32 g),
   as stated in Progressive's Snapshot FAQ and widely quoted in reviews of the programme.
 - eDriving Mentor (support.edriving.com, "What are Mentor's harsh braking and harsh cornering thresholds?"):

@@ -1,0 +1,272 @@
+"""telematics_scorer's hot path: a confluent-kafka batch loop over `telematics.readings.v1`.
+
+consume -> decode and validate (bad readings to the dead-letter topic) -> assemble trips (stream.py) -> produce
+closed trips, their events and one score update per trip -> flush (wait for acks) -> commit. Faust's per-message
+path costs ~20x more CPU than this loop (LOCAL-STACK.md), so the Faust app (app.py) runs it in a worker thread and
+only handles the low-volume score updates itself.
+
+Offsets and open trips. Readings of a trip that has not closed yet live only in this process's memory. Committing
+the batch's end offset would tell the broker they are done; after a crash they would never be read again and the
+trip would be lost or cut short. So per partition the commit is
+
+    min(last consumed offset + 1, lowest offset still held by an open trip on that partition)
+
+and a restart re-reads every reading an open trip needs. What else it re-reads (readings of trips already
+published) is recognised: at start-up the loop reads back the score updates it published, which name each
+vehicle's last published trip end, and readings no newer than that are dropped as `late_after_close`. Outputs are
+committed only after the broker acknowledged them, so a crash repeats at most what was not committed; repeats carry
+the same deterministic trip_id / event_id, and the driver-score fold ignores a trip it has already seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from claims_shared.clients.kafka import consumer as make_consumer
+from claims_shared.clients.kafka import ensure_topics
+from claims_shared.clients.kafka import producer as make_producer
+from claims_shared.contracts.telematics import (
+    DEAD_LETTER_TOPIC,
+    EVENT_SCHEMA,
+    EVENTS_TOPIC,
+    OUTPUT_TOPICS,
+    READINGS_TOPIC,
+    SCORE_UPDATES_TOPIC,
+    TRIP_SCHEMA,
+    TRIPS_TOPIC,
+    dead_letter_value,
+    decode_epoch_ms,
+    decode_reading,
+    encode_record,
+    schema_headers,
+)
+from claims_shared.settings import PlatformSettings
+from services.telematics_scorer.config import ScoringConfig
+from services.telematics_scorer.records import event_records, trip_record
+from services.telematics_scorer.stream import TripAssembler, reading_problems
+
+log = logging.getLogger("telematics_scorer")
+
+GROUP_ID = "telematics-scorer"
+
+
+class DeliveryFailed(RuntimeError):
+    """The broker did not acknowledge every output of a batch; the batch is not committed and will be retried."""
+
+
+class TelematicsRunner:
+    def __init__(self, settings: PlatformSettings, config: ScoringConfig | None = None, *, group_id: str = GROUP_ID,
+                 batch_size: int = 2000, topic: str = READINGS_TOPIC) -> None:
+        self.settings = settings
+        self.config = config or ScoringConfig()
+        self.topic = topic
+        self.batch_size = batch_size
+        self.assembler = TripAssembler(self.config)
+        self.counters: Counter = Counter()
+        self.healthy = True
+        self.last_error = ""
+        self.first_message_at: float | None = None
+        self.last_batch_done_at: float | None = None
+        self._delivery_errors: list[str] = []
+        self._position: dict[int, int] = {}     # partition -> next offset to read
+        self._committed: dict[int, int] = {}
+        ensure_topics(settings, OUTPUT_TOPICS)
+        # Uncompressed: the score updates are read by Faust's aiokafka consumer, which cannot decompress lz4 without
+        # an extra library (it crashes the worker). Outputs are a few records per trip, so compression buys little.
+        self.producer: Producer = make_producer(settings, **{"linger.ms": 5, "batch.num.messages": 10000,
+                                                             "compression.type": "none"})
+        self.assembler.seed_scored(last_published_trip_ends(settings))
+        self.consumer: Consumer = make_consumer(settings, group_id)
+        self.consumer.subscribe([topic], on_revoke=self._on_revoke, on_lost=self._on_revoke)
+
+    def run(self, stop: threading.Event, on_batch: Callable[[Counter], None] | None = None) -> None:
+        """Process batches until `stop` is set. Broker trouble is retried with backoff, never fatal."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                self.run_once(timeout_s=0.5)
+                self.healthy, backoff = True, 0.5
+                if on_batch:
+                    on_batch(self.counters)
+            except (KafkaException, DeliveryFailed) as exc:
+                self.healthy, self.last_error = False, str(exc)
+                self.counters["retries"] += 1
+                log.warning("batch failed, retrying in %.1fs: %s", backoff, exc)
+                self._rewind_to_committed()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def run_once(self, timeout_s: float = 1.0) -> int:
+        """One batch; returns the number of input messages handled (0 when none arrived)."""
+        messages = self.consumer.consume(self.batch_size, timeout=timeout_s)
+        good: list[Message] = []
+        for m in messages:
+            err = m.error()
+            if err is not None:
+                if err.code() not in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
+                    raise KafkaException(err)
+                continue
+            good.append(m)
+        if not good:
+            return 0
+        if self.first_message_at is None:
+            self.first_message_at = time.time()
+        outputs: list[tuple[str, bytes | None, bytes, list]] = []
+        records: list[dict[str, Any]] = []
+        sources: list[Message] = []
+        for m in good:
+            value = m.value()
+            try:
+                if not value:
+                    raise ValueError("empty value")
+                records.append(decode_reading(value))
+                sources.append(m)
+            except Exception as exc:  # noqa: BLE001 - any decode failure is this record's problem, not the batch's
+                outputs.append(self._dead_letter(m, "UndecodableReading",
+                                                 f"not a telematics_reading.v1 Avro body: {type(exc).__name__}: {exc}"))
+        problems = reading_problems(records, self.config)
+        valid, positions = [], []
+        for record, m, problem in zip(records, sources, problems):
+            if problem is None:
+                valid.append(record)
+                positions.append((m.partition(), m.offset()))
+            else:
+                outputs.append(self._dead_letter(m, "InvalidReading", problem))
+        self.counters["dead_lettered"] += len(outputs)
+        assembled = self.assembler.add(valid, positions)
+        for trip in assembled.trips:
+            key = trip.vehicle_id.encode()
+            body = encode_record(TRIP_SCHEMA, trip_record(trip))
+            outputs.append((TRIPS_TOPIC, key, body, schema_headers(TRIP_SCHEMA)))
+            for event in event_records(trip):
+                outputs.append((EVENTS_TOPIC, key, encode_record(EVENT_SCHEMA, event), schema_headers(EVENT_SCHEMA)))
+            outputs.append((SCORE_UPDATES_TOPIC, key, body, schema_headers(TRIP_SCHEMA)))
+            self.counters["events"] += len(trip.events)
+        self._produce(outputs)
+        self.assembler.confirm_published()
+        for m in good:
+            self._position[m.partition()] = max(self._position.get(m.partition(), 0), m.offset() + 1)
+        self._commit()
+        self.counters["in"] += len(good)
+        self.counters["valid"] += len(valid)
+        self.counters["trips"] += len(assembled.trips)
+        self.counters.update(assembled.counters)
+        self.counters["batches"] += 1
+        self.last_batch_done_at = time.time()
+        return len(good)
+
+    def metrics(self) -> dict[str, Any]:
+        return {**self.counters, "open_trips": self.assembler.open_trips,
+                "buffered_readings": self.assembler.buffered_readings, "committed": dict(self._committed),
+                "first_message_at": self.first_message_at, "last_batch_done_at": self.last_batch_done_at,
+                "healthy": self.healthy}
+
+    def close(self) -> None:
+        self.producer.flush(10)
+        self.consumer.close()
+
+    # -- internals -----------------------------------------------------------------------------------------
+    def _dead_letter(self, m: Message, error_class: str, reason: str) -> tuple[str, bytes, bytes, list]:
+        log.info("dead-lettered %s:%s:%s (%s)", m.topic(), m.partition(), m.offset(), reason)
+        value = dead_letter_value(error_class=error_class, reason=reason, topic=m.topic(), partition=m.partition(),
+                                  offset=m.offset(), key=m.key(), value=m.value())
+        return DEAD_LETTER_TOPIC, f"{m.topic()}:{m.partition()}:{m.offset()}".encode(), value, []
+
+    def _produce(self, outputs: list[tuple[str, bytes | None, bytes, list]]) -> None:
+        self._delivery_errors.clear()
+        for topic, key, value, headers in outputs:
+            while True:
+                try:
+                    self.producer.produce(topic, value, key, headers=headers, on_delivery=self._on_delivery)
+                    break
+                except BufferError:
+                    self.producer.poll(0.1)
+        remaining = self.producer.flush(60)
+        if remaining or self._delivery_errors:
+            raise DeliveryFailed(f"{remaining} outputs unacknowledged, {len(self._delivery_errors)} failed "
+                                 f"({'; '.join(self._delivery_errors[:3])}); batch not committed")
+
+    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._delivery_errors.append(str(err))
+
+    def _commit(self) -> None:
+        """Commit per partition up to the lowest offset an open trip still needs (module docstring)."""
+        held = self.assembler.min_buffered_offsets()
+        offsets = []
+        for partition, position in self._position.items():
+            target = min(position, held.get(partition, position))
+            if target > self._committed.get(partition, -1):
+                offsets.append(TopicPartition(self.topic, partition, target))
+        if offsets:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+            for tp in offsets:
+                self._committed[tp.partition] = tp.offset
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = [tp.partition for tp in partitions if tp.topic == self.topic]
+        self.assembler.drop_partitions(gone)
+        for p in gone:
+            self._position.pop(p, None)
+            self._committed.pop(p, None)
+
+    def _rewind_to_committed(self) -> None:
+        """After a failed batch: forget open trips and re-read from the committed offsets."""
+        self.assembler.reset()
+        self._position.clear()
+        self._committed.clear()
+        try:
+            assignment = self.consumer.assignment()
+            if not assignment:
+                return
+            for tp in self.consumer.committed(assignment, timeout=10):
+                self.consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
+        except KafkaException as exc:
+            log.warning("could not rewind to committed offsets: %s", exc)
+
+
+def last_published_trip_ends(settings: PlatformSettings, *, idle_s: float = 1.5, max_s: float = 60.0) -> dict[str, int]:
+    """Per vehicle, the end (epoch ms) of the newest trip in the score-updates topic, read to idleness.
+
+    Read to idleness rather than to the reported end offset, which the local broker gets wrong (LOCAL-STACK.md).
+    """
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"tlm-recover-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    ends: dict[str, int] = {}
+    try:
+        meta = consumer.list_topics(SCORE_UPDATES_TOPIC, timeout=10).topics.get(SCORE_UPDATES_TOPIC)
+        if meta is None or meta.error or not meta.partitions:
+            return ends
+        consumer.assign([TopicPartition(SCORE_UPDATES_TOPIC, p, 0) for p in meta.partitions])
+        deadline, idle_since = time.monotonic() + max_s, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - idle_since < idle_s:
+            batch = consumer.consume(1000, timeout=0.3)
+            for m in batch:
+                if m.error() or not m.value():
+                    continue
+                try:
+                    record = decode_epoch_ms(TRIP_SCHEMA, m.value())
+                except Exception:  # noqa: BLE001 - not ours to judge here; the score agent dead-letters nothing
+                    continue
+                vehicle = record["vehicle_id"]
+                ends[vehicle] = max(ends.get(vehicle, -1), record["end_ts"])
+            if batch:
+                idle_since = time.monotonic()
+    finally:
+        consumer.close()
+    return ends
