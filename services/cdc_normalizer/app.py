@@ -6,13 +6,11 @@ NormalizerRunner's confluent-kafka batch loop in a worker thread, which is where
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-from typing import Any
 
 import faust
 
+from claims_shared.batch_loop import serve_batch_loop
 from claims_shared.contracts.cdc_avro import CdcEncoder
 from claims_shared.contracts.columns import ColumnTypes, load_column_types
 from claims_shared.contracts.pii import DEFAULT_PII_POLICY
@@ -43,36 +41,5 @@ def create_app(settings: PlatformSettings, *, web_port: int, columns_path: str |
         topic_partitions=1,
         autodiscover=False,
     )
-    state: dict[str, Any] = {"runner": None}
-
-    @app.task
-    async def normalize_forever() -> None:
-        stop = threading.Event()
-
-        def work() -> None:
-            runner = NormalizerRunner(settings, build_normalizer(settings, columns_path))
-            state["runner"] = runner
-            try:
-                runner.run(stop)
-            finally:
-                runner.close()
-
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, work)
-        except asyncio.CancelledError:
-            stop.set()  # the thread finishes its batch (outputs flushed, offsets committed) and exits
-            raise
-
-    @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        runner = state["runner"]
-        ok = runner is not None and runner.healthy
-        return web.json({"healthy": ok, "last_error": runner.last_error if runner else "starting"},
-                        status=200 if ok else 503)
-
-    @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
-        runner = state["runner"]
-        return web.json(runner.metrics() if runner else {})
-
+    serve_batch_loop(app, lambda: NormalizerRunner(settings, build_normalizer(settings, columns_path)))
     return app

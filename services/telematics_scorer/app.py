@@ -12,14 +12,13 @@ broker (INCONSISTENT_GROUP_PROTOCOL).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from collections import Counter
 from typing import Any
 
 import faust
 
+from claims_shared.batch_loop import serve_batch_loop
 from claims_shared.contracts.telematics import (
     DRIVER_SCORE_SCHEMA,
     DRIVER_SCORES_TOPIC,
@@ -57,7 +56,6 @@ def create_app(settings: PlatformSettings, *, web_port: int, config: ScoringConf
         topic_partitions=TELEMATICS_PARTITIONS,
         autodiscover=False,
     )
-    state: dict[str, Any] = {"runner": None}
     score_counters: Counter = Counter()
     updates = app.topic(SCORE_UPDATES_TOPIC, key_serializer="raw", value_serializer="raw",
                         partitions=TELEMATICS_PARTITIONS)
@@ -88,35 +86,7 @@ def create_app(settings: PlatformSettings, *, web_port: int, config: ScoringConf
                                   value=encode_record(DRIVER_SCORE_SCHEMA, driver_score_record(after, trip.trip_id)),
                                   headers=schema_headers(DRIVER_SCORE_SCHEMA))
 
-    @app.task
-    async def score_readings_forever() -> None:
-        stop = threading.Event()
-
-        def work() -> None:
-            runner = TelematicsRunner(settings, config)
-            state["runner"] = runner
-            try:
-                runner.run(stop)
-            finally:
-                runner.close()
-
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, work)
-        except asyncio.CancelledError:
-            stop.set()  # the thread finishes its batch (outputs flushed, offsets committed) and exits
-            raise
-
-    @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        runner = state["runner"]
-        ok = runner is not None and runner.healthy
-        return web.json({"healthy": ok, "last_error": runner.last_error if runner else "starting"},
-                        status=200 if ok else 503)
-
-    @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
-        runner = state["runner"]
-        return web.json({**(runner.metrics() if runner else {}), **score_counters})
+    serve_batch_loop(app, lambda: TelematicsRunner(settings, config), extra_metrics=lambda: dict(score_counters))
 
     @app.page("/driver-scores/{vehicle_id}")
     async def driver_score(web: Any, request: Any, vehicle_id: str) -> Any:

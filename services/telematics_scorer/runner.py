@@ -21,22 +21,18 @@ the same deterministic trip_id / event_id, and the driver-score fold ignores a t
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import (
     Consumer,
-    KafkaError,
-    KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
 
+from claims_shared.batch_loop import BatchLoop
 from claims_shared.clients.kafka import consumer as make_consumer
 from claims_shared.clients.kafka import ensure_topics
 from claims_shared.clients.kafka import producer as make_producer
@@ -65,24 +61,15 @@ log = logging.getLogger("telematics_scorer")
 GROUP_ID = "telematics-scorer"
 
 
-class DeliveryFailed(RuntimeError):
-    """The broker did not acknowledge every output of a batch; the batch is not committed and will be retried."""
-
-
-class TelematicsRunner:
+class TelematicsRunner(BatchLoop):
     def __init__(self, settings: PlatformSettings, config: ScoringConfig | None = None, *, group_id: str = GROUP_ID,
                  batch_size: int = 2000, topic: str = READINGS_TOPIC) -> None:
         self.settings = settings
         self.config = config or ScoringConfig()
         self.topic = topic
         self.batch_size = batch_size
+        super().__init__()
         self.assembler = TripAssembler(self.config)
-        self.counters: Counter = Counter()
-        self.healthy = True
-        self.last_error = ""
-        self.first_message_at: float | None = None
-        self.last_batch_done_at: float | None = None
-        self._delivery_errors: list[str] = []
         self._position: dict[int, int] = {}     # partition -> next offset to read
         self._committed: dict[int, int] = {}
         ensure_topics(settings, OUTPUT_TOPICS)
@@ -94,38 +81,11 @@ class TelematicsRunner:
         self.consumer: Consumer = make_consumer(settings, group_id)
         self.consumer.subscribe([topic], on_revoke=self._on_revoke, on_lost=self._on_revoke)
 
-    def run(self, stop: threading.Event, on_batch: Callable[[Counter], None] | None = None) -> None:
-        """Process batches until `stop` is set. Broker trouble is retried with backoff, never fatal."""
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                self.run_once(timeout_s=0.5)
-                self.healthy, backoff = True, 0.5
-                if on_batch:
-                    on_batch(self.counters)
-            except (KafkaException, DeliveryFailed) as exc:
-                self.healthy, self.last_error = False, str(exc)
-                self.counters["retries"] += 1
-                log.warning("batch failed, retrying in %.1fs: %s", backoff, exc)
-                self._rewind_to_committed()
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-
     def run_once(self, timeout_s: float = 1.0) -> int:
         """One batch; returns the number of input messages handled (0 when none arrived)."""
-        messages = self.consumer.consume(self.batch_size, timeout=timeout_s)
-        good: list[Message] = []
-        for m in messages:
-            err = m.error()
-            if err is not None:
-                if err.code() not in (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART):
-                    raise KafkaException(err)
-                continue
-            good.append(m)
+        good = self.poll(self.batch_size, timeout_s)
         if not good:
             return 0
-        if self.first_message_at is None:
-            self.first_message_at = time.time()
         outputs: list[tuple[str, bytes | None, bytes, list]] = []
         records: list[dict[str, Any]] = []
         sources: list[Message] = []
@@ -157,7 +117,7 @@ class TelematicsRunner:
                 outputs.append((EVENTS_TOPIC, key, encode_record(EVENT_SCHEMA, event), schema_headers(EVENT_SCHEMA)))
             outputs.append((SCORE_UPDATES_TOPIC, key, body, schema_headers(TRIP_SCHEMA)))
             self.counters["events"] += len(trip.events)
-        self._produce(outputs)
+        self.produce_acknowledged(outputs)
         self.assembler.confirm_published()
         for m in good:
             self._position[m.partition()] = max(self._position.get(m.partition(), 0), m.offset() + 1)
@@ -166,19 +126,12 @@ class TelematicsRunner:
         self.counters["valid"] += len(valid)
         self.counters["trips"] += len(assembled.trips)
         self.counters.update(assembled.counters)
-        self.counters["batches"] += 1
-        self.last_batch_done_at = time.time()
+        self.batch_done()
         return len(good)
 
     def metrics(self) -> dict[str, Any]:
-        return {**self.counters, "open_trips": self.assembler.open_trips,
-                "buffered_readings": self.assembler.buffered_readings, "committed": dict(self._committed),
-                "first_message_at": self.first_message_at, "last_batch_done_at": self.last_batch_done_at,
-                "healthy": self.healthy}
-
-    def close(self) -> None:
-        self.producer.flush(10)
-        self.consumer.close()
+        return {**super().metrics(), "open_trips": self.assembler.open_trips,
+                "buffered_readings": self.assembler.buffered_readings, "committed": dict(self._committed)}
 
     # -- internals -----------------------------------------------------------------------------------------
     def _dead_letter(self, m: Message, error_class: str, reason: str) -> tuple[str, bytes, bytes, list]:
@@ -186,24 +139,6 @@ class TelematicsRunner:
         value = dead_letter_value(error_class=error_class, reason=reason, topic=m.topic(), partition=m.partition(),
                                   offset=m.offset(), key=m.key(), value=m.value())
         return DEAD_LETTER_TOPIC, f"{m.topic()}:{m.partition()}:{m.offset()}".encode(), value, []
-
-    def _produce(self, outputs: list[tuple[str, bytes | None, bytes, list]]) -> None:
-        self._delivery_errors.clear()
-        for topic, key, value, headers in outputs:
-            while True:
-                try:
-                    self.producer.produce(topic, value, key, headers=headers, on_delivery=self._on_delivery)
-                    break
-                except BufferError:
-                    self.producer.poll(0.1)
-        remaining = self.producer.flush(60)
-        if remaining or self._delivery_errors:
-            raise DeliveryFailed(f"{remaining} outputs unacknowledged, {len(self._delivery_errors)} failed "
-                                 f"({'; '.join(self._delivery_errors[:3])}); batch not committed")
-
-    def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            self._delivery_errors.append(str(err))
 
     def _commit(self) -> None:
         """Commit per partition up to the lowest offset an open trip still needs (module docstring)."""
@@ -225,19 +160,12 @@ class TelematicsRunner:
             self._position.pop(p, None)
             self._committed.pop(p, None)
 
-    def _rewind_to_committed(self) -> None:
+    def rewind_to_committed(self) -> None:
         """After a failed batch: forget open trips and re-read from the committed offsets."""
         self.assembler.reset()
         self._position.clear()
         self._committed.clear()
-        try:
-            assignment = self.consumer.assignment()
-            if not assignment:
-                return
-            for tp in self.consumer.committed(assignment, timeout=10):
-                self.consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
-        except KafkaException as exc:
-            log.warning("could not rewind to committed offsets: %s", exc)
+        super().rewind_to_committed()
 
 
 def last_published_trip_ends(settings: PlatformSettings, *, idle_s: float = 1.5, max_s: float = 60.0) -> dict[str, int]:
