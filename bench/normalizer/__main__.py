@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
 from confluent_kafka import Producer
 
+from bench.service_run import pinned, service_throughput
 from claims_shared.contracts.topics import TopicSpec
 from claims_shared.clients.kafka import ensure_topics
 from claims_shared.settings import PROJECT_ROOT, PlatformSettings
@@ -103,13 +102,9 @@ def decode_only_us(settings: PlatformSettings, data: list[tuple[bytes, bytes]]) 
     return elapsed / len(messages) * 1e6
 
 
-def _pinned(argv: list[str]) -> list[str]:
-    return ["taskset", "-c", "0", *argv] if shutil.which("taskset") else argv
-
-
 def run_plain(settings: PlatformSettings, count: int) -> float:
     result = subprocess.run(
-        _pinned([sys.executable, "-m", "bench.normalizer.plain_loop", "--bootstrap", settings.kafka_bootstrap,
+        pinned([sys.executable, "-m", "bench.normalizer.plain_loop", "--bootstrap", settings.kafka_bootstrap,
                  "--topic", INPUT_TOPIC, "--output-topic", "bench.plain.out", "--count", str(count)]),
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
     )
@@ -119,31 +114,8 @@ def run_plain(settings: PlatformSettings, count: int) -> float:
 
 
 def run_service(settings: PlatformSettings, count: int) -> float:
-    env = {**os.environ, **settings.as_env()}
-    log = open(settings.state_dir / "service.log", "w")
-    proc = subprocess.Popen(_pinned([sys.executable, "-m", "services.cdc_normalizer", "--loglevel", "warn"]),
-                            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{settings.normalizer_web_port}/metrics"
-    try:
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"service exited: {(settings.state_dir / 'service.log').read_text()[-2000:]}")
-            try:
-                metrics = json.loads(urllib.request.urlopen(url, timeout=2).read())
-            except OSError:
-                metrics = {}
-            if metrics.get("in", 0) >= count:
-                window = metrics["last_batch_done_at"] - metrics["first_message_at"]
-                return metrics["in"] / window
-            time.sleep(0.5)
-        raise SystemExit("service did not finish in time")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    eps, metrics = service_throughput(settings, "services.cdc_normalizer", settings.normalizer_web_port, count)
+    return eps
 
 
 if __name__ == "__main__":

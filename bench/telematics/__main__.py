@@ -10,28 +10,19 @@ Ends with: BENCH telematics replay_rps=<n> numpy_rps=<n> ratio=<replay/numpy> se
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 from confluent_kafka import Producer
 
 from bench.telematics.replay import measure_replay, simulated_readings
+from bench.service_run import service_throughput
 from claims_shared.clients.kafka import ensure_topics
 from claims_shared.contracts.avro import SCHEMA_HEADER, encode
 from claims_shared.contracts.topics import TELEMATICS_READINGS, TopicSpec
-from claims_shared.settings import PROJECT_ROOT, PlatformSettings
+from claims_shared.settings import PlatformSettings
 from claimsctl.stack.broker import EmbeddedBroker
-
-
-def _pinned(argv: list[str]) -> list[str]:
-    return ["taskset", "-c", "0", *argv] if shutil.which("taskset") else argv
 
 
 def load_readings(settings: PlatformSettings, count: int) -> None:
@@ -51,31 +42,8 @@ def load_readings(settings: PlatformSettings, count: int) -> None:
 
 
 def run_service(settings: PlatformSettings, count: int) -> tuple[float, dict]:
-    env = {**os.environ, **settings.as_env()}
-    log_path = settings.state_dir / "service.log"
-    proc = subprocess.Popen(_pinned([sys.executable, "-m", "services.telematics_scorer", "--loglevel", "warn"]),
-                            cwd=PROJECT_ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{settings.scorer_web_port}/metrics"
-    try:
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"service exited: {log_path.read_text()[-3000:]}")
-            try:
-                metrics = json.loads(urllib.request.urlopen(url, timeout=2).read())
-            except OSError:
-                metrics = {}
-            if metrics.get("in", 0) >= count:
-                window = metrics["last_batch_done_at"] - metrics["first_message_at"]
-                return metrics["in"] / window, metrics
-            time.sleep(0.5)
-        raise SystemExit("service did not finish in time")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    eps, metrics = service_throughput(settings, "services.telematics_scorer", settings.scorer_web_port, count)
+    return eps, metrics
 
 
 def main() -> None:
