@@ -126,40 +126,51 @@ class BatchLoop:
 
 
 def serve_batch_loop(app: Any, make_loop: Callable[[], BatchLoop],
-                     extra_metrics: Callable[[], dict[str, Any]] = dict) -> None:
-    """Run the loop built by `make_loop` in a worker thread of Faust `app`, with `/health` and `/metrics` pages.
+                     extra_metrics: Callable[[], dict[str, Any]] = dict,
+                     *, side_loops: dict[str, Callable[[], BatchLoop]] | None = None) -> None:
+    """Run the loop built by `make_loop` (and any `side_loops`) in worker threads of Faust `app`, with `/health`
+    and `/metrics` pages. `/metrics` shows the main loop's figures at the top level and each side loop's under its
+    name; `/health` is healthy when every loop is.
 
-    On shutdown Faust cancels the task; the thread then finishes its batch (outputs acknowledged, offsets
+    On shutdown Faust cancels the tasks; each thread then finishes its batch (outputs acknowledged, offsets
     committed) and exits.
     """
-    state: dict[str, BatchLoop | None] = {"loop": None}
+    factories = {"": make_loop, **(side_loops or {})}
+    state: dict[str, BatchLoop | None] = {name: None for name in factories}
 
-    @app.task
-    async def run_batch_loop() -> None:
-        stop = threading.Event()
+    def add_task(name: str, factory: Callable[[], BatchLoop]) -> None:
+        async def run_batch_loop() -> None:
+            stop = threading.Event()
 
-        def work() -> None:
-            loop = make_loop()
-            state["loop"] = loop
+            def work() -> None:
+                loop = factory()
+                state[name] = loop
+                try:
+                    loop.run(stop)
+                finally:
+                    loop.close()
+
             try:
-                loop.run(stop)
-            finally:
-                loop.close()
+                await asyncio.get_running_loop().run_in_executor(None, work)
+            except asyncio.CancelledError:
+                stop.set()
+                raise
 
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, work)
-        except asyncio.CancelledError:
-            stop.set()
-            raise
+        run_batch_loop.__name__ = run_batch_loop.__qualname__ = f"run_batch_loop_{name or 'main'}".replace("-", "_")
+        app.task(run_batch_loop)
+
+    for name, factory in factories.items():
+        add_task(name, factory)
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        loop = state["loop"]
-        ok = loop is not None and loop.healthy
-        return web.json({"healthy": ok, "last_error": loop.last_error if loop else "starting"},
-                        status=200 if ok else 503)
+        problems = {name or "main": (loop.last_error if loop else "starting") for name, loop in state.items()
+                    if loop is None or not loop.healthy}
+        return web.json({"healthy": not problems, "last_error": "; ".join(f"{k}: {v}" for k, v in problems.items())},
+                        status=200 if not problems else 503)
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        loop = state["loop"]
-        return web.json({**(loop.metrics() if loop else {}), **extra_metrics()})
+        main = state[""]
+        side = {name: (loop.metrics() if loop else {}) for name, loop in state.items() if name}
+        return web.json({**(main.metrics() if main else {}), **side, **extra_metrics()})

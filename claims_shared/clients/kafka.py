@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+import uuid
+from typing import Any, Callable, Iterable
 
-from typing import Iterable
-
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from claims_shared.contracts.topics import TopicSpec
-
 from claims_shared.settings import PlatformSettings
 
 
@@ -64,3 +63,29 @@ def ensure_topics(settings: PlatformSettings, specs: Iterable[TopicSpec], timeou
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
     return [s.name for s in missing]
+
+
+def read_topic_to_idleness(settings: PlatformSettings, topic: str, on_message: Callable[[Message], None], *,
+                           idle_s: float = 1.5, max_s: float = 60.0) -> None:
+    """Call `on_message` for every record of `topic` from the beginning (skipping empty values), until no record
+    arrived for `idle_s` (or `max_s` passed). For recovering state a service published itself.
+
+    Read to idleness, not to the reported end offset, which the local broker gets wrong (LOCAL-STACK.md).
+    """
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"recover-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error or not meta.partitions:
+            return
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
+        deadline, idle_since = time.monotonic() + max_s, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - idle_since < idle_s:
+            batch = consumer.consume(1000, timeout=0.3)
+            for m in batch:
+                if m.error() is None and m.value():
+                    on_message(m)
+            if batch:
+                idle_since = time.monotonic()
+    finally:
+        consumer.close()

@@ -17,6 +17,9 @@ CDC_TABLES: tuple[str, ...] = (
 )
 
 TELEMATICS_READINGS = "telematics.readings.v1"
+# Red flags on claims from every service (telematics_scorer, object_ingestor); contract fraud_alert.v1, keyed by
+# claim_id. Kept long: investigators look back months.
+FRAUD_ALERTS = "claims.fraud-alerts.v1"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class TopicSpec:
 # Readings are keyed by device id, so per-vehicle order holds within a partition.
 OWNED_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(TELEMATICS_READINGS, partitions=4, config={"retention.ms": str(7 * 24 * 3600 * 1000)}),
+    TopicSpec(FRAUD_ALERTS, partitions=4, config={"retention.ms": str(400 * 24 * 3600 * 1000)}),
 )
 
 

@@ -1,6 +1,8 @@
 """The telematics_scorer Faust app: lifecycle, /health, /metrics, the readings batch loop and the driver-score table.
 
 - Readings (high volume) go through TelematicsRunner's confluent-kafka batch loop in a worker thread (runner.py).
+- Fraud evidence (claims, vehicles and trips -> fraud alerts, low volume) runs as a second batch loop in its own
+  thread (fraud_runner.py); /metrics shows its figures under `fraud_evidence`.
 - Score updates (one message per closed trip, low volume) go through a Faust agent that owns the changelog-backed
   table `driver_scores` (vehicle_id -> DriverScore dict): Faust's per-message cost is irrelevant at this rate, and
   the table survives restarts by replaying its changelog topic (`store="memory://"`; the changelog is the state).
@@ -31,6 +33,7 @@ from claims_shared.contracts.telematics import (
 )
 from claims_shared.settings import PlatformSettings
 from services.telematics_scorer.config import ScoringConfig
+from services.telematics_scorer.fraud_runner import FraudEvidenceLoop
 from services.telematics_scorer.records import driver_score_record, trip_from_record
 from services.telematics_scorer.runner import TelematicsRunner
 from services.telematics_scorer.scoring import DriverScore, update_driver_score
@@ -86,7 +89,8 @@ def create_app(settings: PlatformSettings, *, web_port: int, config: ScoringConf
                                   value=encode_record(DRIVER_SCORE_SCHEMA, driver_score_record(after, trip.trip_id)),
                                   headers=schema_headers(DRIVER_SCORE_SCHEMA))
 
-    serve_batch_loop(app, lambda: TelematicsRunner(settings, config), extra_metrics=lambda: dict(score_counters))
+    serve_batch_loop(app, lambda: TelematicsRunner(settings, config), extra_metrics=lambda: dict(score_counters),
+                     side_loops={"fraud_evidence": lambda: FraudEvidenceLoop(settings)})
 
     @app.page("/driver-scores/{vehicle_id}")
     async def driver_score(web: Any, request: Any, vehicle_id: str) -> Any:

@@ -58,6 +58,7 @@ class ScoringConfig:
 
     # -- trips ------------------------------------------------------------------------------------------------
     trip_gap_s: float = 300.0              # no readings for this long = ignition off, the trip ends
+    path_interval_s: float = 15.0          # a trip record keeps one fix per this interval (its thinned trace)
 
     # -- events -----------------------------------------------------------------------------------------------
     harsh_braking_g: float = 0.35

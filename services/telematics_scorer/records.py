@@ -19,6 +19,7 @@ def trip_record(trip: Trip) -> dict[str, Any]:
         "end_lat": trip.end_lat, "end_lon": trip.end_lon,
         "events": [{"type": e.type, "start_ts": e.start_ms, "end_ts": e.end_ms, "peak_g": e.peak_g,
                     "severity": e.severity, "lat": e.lat, "lon": e.lon} for e in trip.events],
+        "path": [{"ts": ts, "lat": lat, "lon": lon, "speed_mps": v} for ts, lat, lon, v in trip.path],
     }
 
 
@@ -38,7 +39,8 @@ def trip_from_record(record: Mapping[str, Any]) -> Trip:
         events=tuple(SafetyEvent(e["type"], e["start_ts"], e["end_ts"], e["peak_g"], e["severity"], e["lat"], e["lon"])
                      for e in record["events"]),
         score=record["score"], start_lat=record["start_lat"], start_lon=record["start_lon"],
-        end_lat=record["end_lat"], end_lon=record["end_lon"])
+        end_lat=record["end_lat"], end_lon=record["end_lon"],
+        path=tuple((p["ts"], p["lat"], p["lon"], p["speed_mps"]) for p in record.get("path", ())))
 
 
 def driver_score_record(score: DriverScore, trip_id: str) -> dict[str, Any]:

@@ -21,8 +21,6 @@ the same deterministic trip_id / event_id, and the driver-score fold ignores a t
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from typing import Any
 
 from confluent_kafka import (
@@ -34,7 +32,7 @@ from confluent_kafka import (
 
 from claims_shared.batch_loop import BatchLoop
 from claims_shared.clients.kafka import consumer as make_consumer
-from claims_shared.clients.kafka import ensure_topics
+from claims_shared.clients.kafka import ensure_topics, read_topic_to_idleness
 from claims_shared.clients.kafka import producer as make_producer
 from claims_shared.contracts.telematics import (
     DEAD_LETTER_TOPIC,
@@ -168,33 +166,17 @@ class TelematicsRunner(BatchLoop):
         super().rewind_to_committed()
 
 
-def last_published_trip_ends(settings: PlatformSettings, *, idle_s: float = 1.5, max_s: float = 60.0) -> dict[str, int]:
-    """Per vehicle, the end (epoch ms) of the newest trip in the score-updates topic, read to idleness.
-
-    Read to idleness rather than to the reported end offset, which the local broker gets wrong (LOCAL-STACK.md).
-    """
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"tlm-recover-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False})
+def last_published_trip_ends(settings: PlatformSettings) -> dict[str, int]:
+    """Per vehicle, the end (epoch ms) of the newest trip in the score-updates topic (read to idleness)."""
     ends: dict[str, int] = {}
-    try:
-        meta = consumer.list_topics(SCORE_UPDATES_TOPIC, timeout=10).topics.get(SCORE_UPDATES_TOPIC)
-        if meta is None or meta.error or not meta.partitions:
-            return ends
-        consumer.assign([TopicPartition(SCORE_UPDATES_TOPIC, p, 0) for p in meta.partitions])
-        deadline, idle_since = time.monotonic() + max_s, time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - idle_since < idle_s:
-            batch = consumer.consume(1000, timeout=0.3)
-            for m in batch:
-                if m.error() or not m.value():
-                    continue
-                try:
-                    record = decode_epoch_ms(TRIP_SCHEMA, m.value())
-                except Exception:  # noqa: BLE001 - not ours to judge here; the score agent dead-letters nothing
-                    continue
-                vehicle = record["vehicle_id"]
-                ends[vehicle] = max(ends.get(vehicle, -1), record["end_ts"])
-            if batch:
-                idle_since = time.monotonic()
-    finally:
-        consumer.close()
+
+    def note(m: Message) -> None:
+        try:
+            record = decode_epoch_ms(TRIP_SCHEMA, m.value())
+        except Exception:  # noqa: BLE001 - not ours to judge here; the score agent counts undecodable ones
+            return
+        vehicle = record["vehicle_id"]
+        ends[vehicle] = max(ends.get(vehicle, -1), record["end_ts"])
+
+    read_topic_to_idleness(settings, SCORE_UPDATES_TOPIC, note)
     return ends

@@ -42,6 +42,9 @@ class Trip:
     start_lon: float
     end_lat: float
     end_lon: float
+    # The trace, thinned to one fix per `path_interval_s` plus the first and last: (epoch ms, lat, lon, speed m/s).
+    # Enough to say where the vehicle was at any time of the trip (fraud evidence) without keeping every reading.
+    path: tuple[tuple[int, float, float, float], ...] = ()
 
     @property
     def trip_id(self) -> str:
@@ -92,6 +95,7 @@ def score_readings(readings: ReadingsBatch | Mapping[str, Any], config: ScoringC
     distance_km = np.add.reduceat(step_distances_m(cleaned, start, config), first) / 1000.0
     max_speed_kmh = np.maximum.reduceat(clean.speed_mps, first) * 3.6
     events_by_trip = _events_by_trip(clean, detect_events(clean, start, config), first, clean.ts[last])
+    paths = _thinned_paths(clean, start, last, config)
 
     trips = []
     rows = zip(first.tolist(), last.tolist(), clean.vehicle[first].tolist(), clean.ts[first].tolist(),
@@ -103,8 +107,22 @@ def score_readings(readings: ReadingsBatch | Mapping[str, Any], config: ScoringC
         trips.append(Trip(
             vehicle_id=clean.vehicle_ids[veh], start_ms=t0, end_ms=t1, distance_km=dist, duration_s=(t1 - t0) / 1000.0,
             max_speed_kmh=vmax, readings=b - a + 1, events=events, score=trip_score(dist, events, config),
-            start_lat=lat0, start_lon=lon0, end_lat=lat1, end_lon=lon1))
+            start_lat=lat0, start_lon=lon0, end_lat=lat1, end_lon=lon1, path=paths[k]))
     return ScoredReadings(trips, cleaned.stats, cleaned)
+
+
+def _thinned_paths(clean: ReadingsBatch, start: np.ndarray, last: np.ndarray,
+                   config: ScoringConfig) -> list[tuple[tuple[int, float, float, float], ...]]:
+    """Per trip, its first fix, the first fix of each `path_interval_s` bucket, and its last fix (vectorised)."""
+    bucket = clean.ts // int(config.path_interval_s * 1000)
+    keep = start.copy()
+    keep[1:] |= bucket[1:] != bucket[:-1]
+    keep[last] = True
+    idx = np.flatnonzero(keep)
+    points = list(zip(clean.ts[idx].tolist(), np.round(clean.lat[idx], 6).tolist(),
+                      np.round(clean.lon[idx], 6).tolist(), np.round(clean.speed_mps[idx], 2).tolist()))
+    bounds = np.searchsorted(idx, np.flatnonzero(start)).tolist() + [len(idx)]
+    return [tuple(points[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _events_by_trip(clean: ReadingsBatch, runs: list[EventRuns], trip_first: np.ndarray,

@@ -97,3 +97,30 @@ def _parse(key: bytes | None, value: bytes, offset: int) -> ChangeEvent | None:
 
 def claim_id_of(event: ChangeEvent) -> str | None:
     return event.key.get("claim_id")
+
+
+def insert_vehicle_with_claims(settings: PlatformSettings, device_id: str | None,
+                               losses: list[tuple[str, float, float, str]]) -> tuple[str, list[str]]:
+    """Insert a customer, policy, vehicle (with `device_id` as its black box) and one claim per
+    (loss_time ISO, lat, lon, loss_type); returns (vehicle_id, claim_ids)."""
+    tag = uuid.uuid4().hex[:10]
+    with psycopg.connect(settings.pg_dsn) as conn:
+        customer = conn.execute(
+            "INSERT INTO customers (full_name, date_of_birth, national_id) VALUES ('Test Driver', '1985-06-01', %s) "
+            "RETURNING customer_id", (f"NID-{tag}",)).fetchone()[0]
+        policy = conn.execute(
+            "INSERT INTO policies (policy_number, customer_id, product, inception_date, expiry_date, "
+            "sum_insured, annual_premium) VALUES (%s, %s, 'motor_comprehensive', '2026-01-01', '2027-01-01', "
+            "25000, 612.40) RETURNING policy_id", (f"POL-T-{tag}", customer)).fetchone()[0]
+        vehicle = conn.execute(
+            "INSERT INTO vehicles (policy_id, vin, make, model, model_year, registration, telematics_device_id) "
+            "VALUES (%s, %s, 'Renault', 'Clio', 2021, %s, %s) RETURNING vehicle_id",
+            (policy, f"VF1T{tag.upper()}XYZ"[:17].ljust(17, "0"), f"REG-{tag}", device_id)).fetchone()[0]
+        claims = []
+        for i, (loss_time, lat, lon, loss_type) in enumerate(losses):
+            claims.append(str(conn.execute(
+                "INSERT INTO claims (claim_number, policy_id, vehicle_id, status, loss_time, loss_lat, loss_lon, "
+                "loss_type, sla_due_at) VALUES (%s, %s, %s, 'fnol', %s, %s, %s, %s, now() + interval '5 days') "
+                "RETURNING claim_id", (f"CLM-T-{tag}-{i}", policy, vehicle, loss_time, lat, lon, loss_type),
+            ).fetchone()[0]))
+    return str(vehicle), claims

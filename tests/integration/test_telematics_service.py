@@ -7,6 +7,7 @@ import json
 import math
 import time
 import uuid
+from datetime import datetime, timezone
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,11 +26,14 @@ from claims_shared.contracts.telematics import (
     TRIPS_TOPIC,
     decode_epoch_ms,
 )
+from claims_shared.contracts.fraud import FRAUD_ALERTS_TOPIC, decode_alert
 from claims_shared.settings import PlatformSettings
 from claimsctl.stack.embedded import EmbeddedStack
+from services.telematics_scorer.fraud_evidence import FAR, NO_IMPACT, PARKED
 from services.telematics_scorer.scoring import update_driver_score
 from services.telematics_scorer.synthetic import START_MS, TraceBuilder
 from services.telematics_scorer.trips import score_readings
+from tests.integration.cdc_helpers import execute, insert_vehicle_with_claims
 
 pytestmark = pytest.mark.integration
 
@@ -149,6 +153,65 @@ def test_bad_readings_are_dead_lettered_while_good_ones_flow(stack: EmbeddedStac
     trips = read_topic(stack.settings, TRIPS_TOPIC, decode=avro(TRIP_SCHEMA),
                        until=lambda ts: any(t["vehicle_id"] == v for t in ts))
     assert [t["start_ts"] for t in trips if t["vehicle_id"] == v] == [trace[0]["ts"]]
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
+
+
+def test_claims_that_contradict_the_trace_raise_fraud_alerts_once(stack: EmbeddedStack) -> None:
+    """Claims through PostgreSQL -> Debezium -> normalizer, readings through the broker -> trips -> alerts."""
+    device = vehicle()
+    b = TraceBuilder(device, start_ms=START_MS + 10 * 3_600_000).accelerate_to(12).cruise(300).stop(5)
+    b.gap(3600).accelerate_to(14).cruise(900).stop(5)              # trip A
+    a_mid = b.now_ms - 450_000
+    b.gap(3 * 3600)                                                 # parked 3 h where A ended
+    parked_at, parked_pos = b.now_ms - 90 * 60_000, (b.lat, b.lon)
+    b.accelerate_to(14).cruise(600)                                 # trip B ends in a crash
+    crash_ms, crash_pos = b.now_ms, (b.lat, b.lon)
+    b.crash(4.0).cruise(20).gap(2 * 3600).accelerate_to(10).cruise(60)  # the next trip closes B
+    trips = score_readings(as_columns(b.build())).trips
+    a_pos = next((lat, lon) for ts, lat, lon, _ in trips[1].path if ts >= a_mid)
+
+    vehicle_id, (honest, far, parked) = insert_vehicle_with_claims(stack.settings, device, [
+        (iso(crash_ms), *crash_pos, "collision"),                  # matches the crash: no alert
+        (iso(a_mid), a_pos[0] + 0.3, a_pos[1], "collision"),       # 33 km from where A was: far + no impact
+        (iso(parked_at), *parked_pos, "collision"),                # while parked: parked
+    ])
+    produce(stack.settings, readings_messages(b.build()))
+    expected = {(far, FAR), (far, NO_IMPACT), (parked, PARKED)}
+    mine = lambda alerts: [a for a in alerts if a["claim_id"] in (honest, far, parked)]  # noqa: E731
+    try:
+        alerts = mine(read_topic(stack.settings, FRAUD_ALERTS_TOPIC, decode=lambda m: decode_alert(m.value()),
+                                 until=lambda al: len(mine(al)) >= 3, timeout_s=120))
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{service_diagnosis(stack)}") from exc
+    assert {(a["claim_id"], a["rule"]) for a in alerts} == expected
+    far_alert = next(a for a in alerts if a["rule"] == FAR)
+    evidence = json.loads(far_alert["evidence_json"])
+    assert 30 < evidence["nearest_km"] < 37 and far_alert["severity"] == "high"
+    assert far_alert["vehicle_id"] == vehicle_id and far_alert["device_id"] == device
+    assert far_alert["loss_time"] == a_mid
+
+    # A restart re-reads everything; a status change keeps the loss facts: nothing is raised twice.
+    service = next(c for c in stack.components if c.name == "telematics-scorer")
+    assert service.stop()
+    service.start()
+    execute(stack.settings, "UPDATE claims SET status = 'assessing' WHERE claim_id IN (%s, %s)", (far, parked))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            fraud = service.impl.metrics().get("fraud_evidence", {})
+        except OSError:  # still starting
+            fraud = {}
+        if fraud.get("caught_up") and fraud.get("claims_assessed", 0) >= 3 and fraud.get("pending_claims") == 0:
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError(f"fraud evidence did not catch up after the restart\n{service_diagnosis(stack)}")
+    again = mine(read_topic(stack.settings, FRAUD_ALERTS_TOPIC, decode=lambda m: decode_alert(m.value()),
+                            until=lambda al: len(mine(al)) >= 3))
+    assert sorted(a["alert_id"] for a in again) == sorted(a["alert_id"] for a in alerts)
 
 
 def test_driver_score_table_is_recovered_after_a_restart(stack: EmbeddedStack) -> None:
