@@ -280,7 +280,7 @@ def score_trips_command(input_path: Path, output_path: Path) -> None:
         batch, csv_stats = read_readings_csv(input_path)
     except ReadingsCsvError as exc:
         raise click.ClickException(str(exc)) from exc
-    result = score_readings(batch)
+    result = score_readings(batch, with_paths=False)  # the JSON lines carry no path
     with output_path.open("wb") as sink:
         sink.write(b"".join(orjson.dumps(trip_record(t)) + b"\n" for t in result.trips))
     counts = {"rows": csv_stats.rows, "malformed": csv_stats.malformed, **result.stats.as_dict(),

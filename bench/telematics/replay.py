@@ -2,7 +2,8 @@
 
 Generates ~N readings with the simulator (many vehicles, interleaved by time like a live feed), then measures in
 the same process, pinned to one CPU, best of `repeats`:
-  replay      - `score_readings` over the prebuilt columnar batch (cleaning, trips, events, scores)
+  replay      - `score_readings` over the prebuilt columnar batch (cleaning, trips, events, scores), as the
+                `claimsctl score-trips` CLI calls it (no thinned trip paths: its output has none)
   replay_csv  - the `claimsctl score-trips` path: parse the CSV (pyarrow), score, build the output JSON lines
   numpy       - the bare maths over the same batch: group by vehicle, haversine steps, threshold masks and run
                 starts/ends, per-trip sums; no cleaning, no corroboration, no Python objects
@@ -90,9 +91,9 @@ def measure_replay(rows: int = 300_000, *, repeats: int = 5, pin_cpu: bool = Tru
 
             def replay_csv() -> bytes:
                 parsed, _ = read_readings_csv(csv_path)
-                return b"".join(orjson.dumps(trip_record(t)) + b"\n" for t in score_readings(parsed, config).trips)
+                return b"".join(orjson.dumps(trip_record(t)) + b"\n" for t in score_readings(parsed, config, with_paths=False).trips)
 
-            t_replay = _best(lambda: score_readings(batch, config), repeats)
+            t_replay = _best(lambda: score_readings(batch, config, with_paths=False), repeats)
             t_csv = _best(replay_csv, repeats)
             t_numpy = _best(lambda: numpy_pass(batch, config), repeats)
     finally:

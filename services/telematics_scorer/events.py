@@ -188,13 +188,22 @@ def crash_events(batch: ReadingsBatch, grid: SampleGrid, config: ScoringConfig) 
     """Multi-g horizontal spike followed by a stop within `crash_stop_within_s`."""
     thr = config.crash_g * G
     along, alat = batch.accel_long_mps2, batch.accel_lat_mps2
-    spike = along * along + alat * alat >= thr * thr
     empty = EventRuns("crash", *(np.zeros(0, np.int64),) * 3, np.zeros(0), np.zeros(0))
-    if not spike.any():
+    # Cheap screen first (either axis alone at ≥ thr/√2 is necessary for the resultant to reach thr); the exact
+    # resultant is computed only at the few candidate samples.
+    screen = thr / np.sqrt(2.0)
+    candidates = np.flatnonzero((np.abs(along) >= screen) | (np.abs(alat) >= screen))
+    if not len(candidates):
         return empty
+    magnitude = np.hypot(along[candidates], alat[candidates])
+    hits = candidates[magnitude >= thr]
+    if not len(hits):
+        return empty
+    spike = np.zeros(len(along), bool)
+    spike[hits] = True
     first, last = threshold_runs(spike, grid.run_break)
-    horizontal = np.where(spike, np.hypot(along, alat), 0.0)
-    peak = _run_peak(horizontal, spike, first)
+    # Peak per run over the hit samples only (runs are consecutive hits, so reduceat over the hits works).
+    peak = np.maximum.reduceat(magnitude[magnitude >= thr], np.searchsorted(hits, first))
     n = len(batch.ts)
     stopped_at = np.r_[np.flatnonzero(batch.speed_mps <= config.crash_stop_speed_mps), n]
     stop_at = stopped_at[np.searchsorted(stopped_at, last + 1)]  # first stopped sample after the spike (n if none)

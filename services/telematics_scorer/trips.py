@@ -80,8 +80,13 @@ def step_distances_m(cleaned: CleanReadings, trip_start: np.ndarray, config: Sco
     return d
 
 
-def score_readings(readings: ReadingsBatch | Mapping[str, Any], config: ScoringConfig | None = None) -> ScoredReadings:
-    """Clean `readings` (a batch or a mapping of columns, see ReadingsBatch.from_columns) and return scored trips."""
+def score_readings(readings: ReadingsBatch | Mapping[str, Any], config: ScoringConfig | None = None, *,
+                   with_paths: bool = True) -> ScoredReadings:
+    """Clean `readings` (a batch or a mapping of columns, see ReadingsBatch.from_columns) and return scored trips.
+
+    `with_paths=False` leaves `Trip.path` empty, for callers that do not publish it (the replay CLI's output has no
+    path); everything else is identical.
+    """
     config = config or ScoringConfig()
     batch = readings if isinstance(readings, ReadingsBatch) else ReadingsBatch.from_columns(readings)
     cleaned = clean_readings(batch, config)
@@ -95,7 +100,7 @@ def score_readings(readings: ReadingsBatch | Mapping[str, Any], config: ScoringC
     distance_km = np.add.reduceat(step_distances_m(cleaned, start, config), first) / 1000.0
     max_speed_kmh = np.maximum.reduceat(clean.speed_mps, first) * 3.6
     events_by_trip = _events_by_trip(clean, detect_events(clean, start, config), first, clean.ts[last])
-    paths = _thinned_paths(clean, start, last, config)
+    paths = _thinned_paths(clean, start, last, config) if with_paths else [()] * len(first)
 
     trips = []
     rows = zip(first.tolist(), last.tolist(), clean.vehicle[first].tolist(), clean.ts[first].tolist(),
