@@ -58,6 +58,13 @@ class PlatformSettings(BaseSettings):
     normalizer_web_port: int = 16066
     # Health/metrics port of the telematics_scorer service (Faust web).
     scorer_web_port: int = 16067
+    # Overrides of telematics_scorer's thresholds and knobs (services/telematics_scorer/config.py), as a JSON
+    # object, e.g. CLAIMS_SCORING_OVERRIDES='{"harsh_braking_g": 0.4, "trip_gap_s": 600}'. Used by the service
+    # and by `claimsctl score-trips`, so offline replays score like production.
+    scoring_overrides: dict[str, float | bool] = {}
+    # Overrides of the telematics fraud-evidence rules (services/telematics_scorer/fraud_evidence.py), same form,
+    # e.g. CLAIMS_FRAUD_EVIDENCE_OVERRIDES='{"far_km": 5, "time_tolerance_s": 3600}'.
+    fraud_evidence_overrides: dict[str, float] = {}
 
     # Kafka Connect / Debezium.
     connector_name: str = "claims-postgres"

@@ -268,10 +268,12 @@ def normalize_command(input_path: Path, output_path: Path, columns_path: Path | 
 def score_trips_command(input_path: Path, output_path: Path) -> None:
     """Run the telematics_scorer's trip, event and score code offline over a readings CSV.
 
-    Unparseable rows are skipped; they and what cleaning dropped are counted on stderr.
+    Unparseable rows are skipped; they and what cleaning dropped are counted on stderr. Thresholds are the
+    service's, including CLAIMS_SCORING_OVERRIDES.
     """
     import orjson
 
+    from services.telematics_scorer.config import InvalidScoringConfig, scoring_config
     from services.telematics_scorer.replay import ReadingsCsvError, read_readings_csv, trip_record
     from services.telematics_scorer.trips import score_readings
 
@@ -280,7 +282,11 @@ def score_trips_command(input_path: Path, output_path: Path) -> None:
         batch, csv_stats = read_readings_csv(input_path)
     except ReadingsCsvError as exc:
         raise click.ClickException(str(exc)) from exc
-    result = score_readings(batch, with_paths=False)  # the JSON lines carry no path
+    try:
+        config = scoring_config(_settings().scoring_overrides)
+    except InvalidScoringConfig as exc:
+        raise click.ClickException(f"CLAIMS_SCORING_OVERRIDES: {exc}") from exc
+    result = score_readings(batch, config, with_paths=False)  # the JSON lines carry no path
     with output_path.open("wb") as sink:
         sink.write(b"".join(orjson.dumps(trip_record(t)) + b"\n" for t in result.trips))
     counts = {"rows": csv_stats.rows, "malformed": csv_stats.malformed, **result.stats.as_dict(),

@@ -32,7 +32,8 @@ from claims_shared.contracts.telematics import (
     schema_headers,
 )
 from claims_shared.settings import PlatformSettings
-from services.telematics_scorer.config import ScoringConfig
+from services.telematics_scorer.config import ScoringConfig, scoring_config
+from services.telematics_scorer.fraud_evidence import fraud_evidence_config
 from services.telematics_scorer.fraud_runner import FraudEvidenceLoop
 from services.telematics_scorer.records import driver_score_record, trip_from_record
 from services.telematics_scorer.runner import TelematicsRunner
@@ -44,7 +45,8 @@ APP_ID = "telematics-scorer-app"
 
 
 def create_app(settings: PlatformSettings, *, web_port: int, config: ScoringConfig | None = None) -> faust.App:
-    config = config or ScoringConfig()
+    config = config or scoring_config(settings.scoring_overrides)
+    fraud_config = fraud_evidence_config(settings.fraud_evidence_overrides)
     app = faust.App(
         APP_ID,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -90,7 +92,7 @@ def create_app(settings: PlatformSettings, *, web_port: int, config: ScoringConf
                                   headers=schema_headers(DRIVER_SCORE_SCHEMA))
 
     serve_batch_loop(app, lambda: TelematicsRunner(settings, config), extra_metrics=lambda: dict(score_counters),
-                     side_loops={"fraud_evidence": lambda: FraudEvidenceLoop(settings)})
+                     side_loops={"fraud_evidence": lambda: FraudEvidenceLoop(settings, fraud_config)})
 
     @app.page("/driver-scores/{vehicle_id}")
     async def driver_score(web: Any, request: Any, vehicle_id: str) -> Any:

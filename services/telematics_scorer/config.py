@@ -58,6 +58,7 @@ class ScoringConfig:
 
     # -- trips ------------------------------------------------------------------------------------------------
     trip_gap_s: float = 300.0              # no readings for this long = ignition off, the trip ends
+    idle_partition_close_s: float = 600.0  # wall clock: a partition silent this long has its open trips closed
     path_interval_s: float = 15.0          # a trip record keeps one fix per this interval (its thinned trace)
 
     # -- events -----------------------------------------------------------------------------------------------
@@ -98,3 +99,12 @@ class ScoringConfig:
             raise InvalidScoringConfig("ScoringConfig.max_sample_gap_s must be shorter than trip_gap_s")
         if self.crash_score_cap > 100:
             raise InvalidScoringConfig("ScoringConfig.crash_score_cap must be within 0-100")
+
+
+def scoring_config(overrides: dict[str, object] | None = None) -> ScoringConfig:
+    """ScoringConfig with `overrides` (e.g. settings.scoring_overrides) applied; unknown names are an error."""
+    known = {f.name for f in fields(ScoringConfig)}
+    unknown = sorted(set(overrides or {}) - known)
+    if unknown:
+        raise InvalidScoringConfig(f"unknown scoring setting(s) {unknown}; valid names: {sorted(known)}")
+    return ScoringConfig(**(overrides or {}))  # type: ignore[arg-type]

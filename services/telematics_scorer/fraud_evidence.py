@@ -53,6 +53,17 @@ class FraudEvidenceConfig:
     max_pending_s: float = 7 * 86400.0       # a claim still undecided this long after its window is given up
 
 
+def fraud_evidence_config(overrides: Mapping[str, Any] | None = None) -> FraudEvidenceConfig:
+    """FraudEvidenceConfig with `overrides` (settings.fraud_evidence_overrides) applied; unknown names are an error."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(FraudEvidenceConfig)}
+    unknown = sorted(set(overrides or {}) - known)
+    if unknown:
+        raise ValueError(f"unknown fraud evidence setting(s) {unknown}; valid names: {sorted(known)}")
+    return FraudEvidenceConfig(**(overrides or {}))
+
+
 @dataclass(frozen=True)
 class LossReport:
     """What a claim says about its loss (from `claims.cdc.claims.v1`)."""

@@ -21,6 +21,7 @@ the same deterministic trip_id / event_id, and the driver-score fold ignores a t
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from confluent_kafka import (
@@ -53,6 +54,7 @@ from claims_shared.settings import PlatformSettings
 from services.telematics_scorer.config import ScoringConfig
 from services.telematics_scorer.records import event_records, trip_record
 from services.telematics_scorer.stream import TripAssembler, reading_problems
+from services.telematics_scorer.trips import Trip
 
 log = logging.getLogger("telematics_scorer")
 
@@ -70,6 +72,7 @@ class TelematicsRunner(BatchLoop):
         self.assembler = TripAssembler(self.config)
         self._position: dict[int, int] = {}     # partition -> next offset to read
         self._committed: dict[int, int] = {}
+        self._last_arrival: dict[int, float] = {}   # partition -> monotonic time its last reading arrived
         ensure_topics(settings, OUTPUT_TOPICS)
         # Uncompressed: the score updates are read by Faust's aiokafka consumer, which cannot decompress lz4 without
         # an extra library (it crashes the worker). Outputs are a few records per trip, so compression buys little.
@@ -83,6 +86,7 @@ class TelematicsRunner(BatchLoop):
         """One batch; returns the number of input messages handled (0 when none arrived)."""
         good = self.poll(self.batch_size, timeout_s)
         if not good:
+            self._close_idle_partitions()
             return 0
         outputs: list[tuple[str, bytes | None, bytes, list]] = []
         records: list[dict[str, Any]] = []
@@ -107,24 +111,20 @@ class TelematicsRunner(BatchLoop):
                 outputs.append(self._dead_letter(m, "InvalidReading", problem))
         self.counters["dead_lettered"] += len(outputs)
         assembled = self.assembler.add(valid, positions)
-        for trip in assembled.trips:
-            key = trip.vehicle_id.encode()
-            body = encode_record(TRIP_SCHEMA, trip_record(trip))
-            outputs.append((TRIPS_TOPIC, key, body, schema_headers(TRIP_SCHEMA)))
-            for event in event_records(trip):
-                outputs.append((EVENTS_TOPIC, key, encode_record(EVENT_SCHEMA, event), schema_headers(EVENT_SCHEMA)))
-            outputs.append((SCORE_UPDATES_TOPIC, key, body, schema_headers(TRIP_SCHEMA)))
-            self.counters["events"] += len(trip.events)
+        outputs.extend(self._trip_outputs(assembled.trips))
         self.produce_acknowledged(outputs)
         self.assembler.confirm_published()
+        arrived = time.monotonic()
         for m in good:
             self._position[m.partition()] = max(self._position.get(m.partition(), 0), m.offset() + 1)
+            self._last_arrival[m.partition()] = arrived
         self._commit()
         self.counters["in"] += len(good)
         self.counters["valid"] += len(valid)
         self.counters["trips"] += len(assembled.trips)
         self.counters.update(assembled.counters)
         self.batch_done()
+        self._close_idle_partitions()
         return len(good)
 
     def metrics(self) -> dict[str, Any]:
@@ -132,6 +132,35 @@ class TelematicsRunner(BatchLoop):
                 "buffered_readings": self.assembler.buffered_readings, "committed": dict(self._committed)}
 
     # -- internals -----------------------------------------------------------------------------------------
+    def _trip_outputs(self, trips: list[Trip]) -> list[tuple[str, bytes | None, bytes, list]]:
+        """Each closed trip, its events and one score update for the driver-score agent."""
+        outputs: list[tuple[str, bytes | None, bytes, list]] = []
+        for trip in trips:
+            key = trip.vehicle_id.encode()
+            body = encode_record(TRIP_SCHEMA, trip_record(trip))
+            outputs.append((TRIPS_TOPIC, key, body, schema_headers(TRIP_SCHEMA)))
+            for event in event_records(trip):
+                outputs.append((EVENTS_TOPIC, key, encode_record(EVENT_SCHEMA, event), schema_headers(EVENT_SCHEMA)))
+            outputs.append((SCORE_UPDATES_TOPIC, key, body, schema_headers(TRIP_SCHEMA)))
+            self.counters["events"] += len(trip.events)
+        return outputs
+
+    def _close_idle_partitions(self) -> None:
+        """Close the open trips of partitions that received nothing for `idle_partition_close_s` (wall clock):
+        with no new readings their event-time clock cannot close them (stream.py)."""
+        now = time.monotonic()
+        idle = [p for p in self.assembler.open_partitions()
+                if now - self._last_arrival.setdefault(p, now) >= self.config.idle_partition_close_s]
+        if not idle:
+            return
+        assembled = self.assembler.close_partitions(idle)
+        self.produce_acknowledged(self._trip_outputs(assembled.trips))
+        self.assembler.confirm_published()
+        self._commit()
+        self.counters["trips"] += len(assembled.trips)
+        self.counters.update(assembled.counters)
+        log.info("closed %d open trips of idle partitions %s", len(assembled.trips), idle)
+
     def _dead_letter(self, m: Message, error_class: str, reason: str) -> tuple[str, bytes, bytes, list]:
         log.info("dead-lettered %s:%s:%s (%s)", m.topic(), m.partition(), m.offset(), reason)
         value = dead_letter_value(error_class=error_class, reason=reason, topic=m.topic(), partition=m.partition(),
@@ -157,6 +186,7 @@ class TelematicsRunner(BatchLoop):
         for p in gone:
             self._position.pop(p, None)
             self._committed.pop(p, None)
+            self._last_arrival.pop(p, None)
 
     def rewind_to_committed(self) -> None:
         """After a failed batch: forget open trips and re-read from the committed offsets."""

@@ -11,7 +11,8 @@
   (counted as `forced_splits`; the remainder continues as a new trip).
 
 Clocks are per partition, not global, so a partition that lags behind (catching up after a restart) does not see
-every vehicle as silent. A partition that goes completely quiet keeps its open trips until it sees traffic again.
+every vehicle as silent. A partition that goes completely quiet has no clock to move: the runner closes its open
+trips with `close_partitions` once it has received nothing for `idle_partition_close_s` of wall-clock time.
 
 Every buffered reading remembers its source offset: `min_buffered_offsets()` tells the runner how far it may commit
 (see runner.py). Readings no newer than a vehicle's last closed trip are dropped (`late_after_close`): they arrive
@@ -111,13 +112,29 @@ class TripAssembler:
         for key in [k for k, t in self._open.items() if t.partition in touched
                     and self._clock[t.partition] - t.last_ts > self.gap_ms]:
             self._close(key, closing)          # silent for longer than the gap while its partition moved on
+        return AssembledTrips(self._score(closing, counters), counters)
+
+    def close_partitions(self, partitions: Iterable[int]) -> AssembledTrips:
+        """Close every open trip of `partitions` (they went quiet: no reading arrived for a long time)."""
+        counters: Counter = Counter()
+        closing = _Closing()
+        wanted = set(partitions)
+        for key in [k for k, t in self._open.items() if t.partition in wanted]:
+            self._close(key, closing)
+            counters["closed_idle"] += 1
+        return AssembledTrips(self._score(closing, counters), counters)
+
+    def open_partitions(self) -> set[int]:
+        return {t.partition for t in self._open.values()}
+
+    def _score(self, closing: _Closing, counters: Counter) -> list[Trip]:
         trips: list[Trip] = []
         for group in closing.rounds:
             scored = score_readings(ReadingsBatch.from_records(group), self.config)
             trips.extend(scored.trips)
             counters.update({f"cleaning_{k}": v for k, v in scored.stats.__dict__.items() if v})
         counters["trips_closed"] += len(trips)
-        return AssembledTrips(trips, counters)
+        return trips
 
     def _close(self, key: tuple[int, str], into: _Closing) -> None:
         trip = self._open.pop(key)

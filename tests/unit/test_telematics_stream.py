@@ -117,3 +117,26 @@ def test_trip_event_and_score_records_round_trip_through_their_contracts() -> No
     score = update_driver_score(None, trip, ScoringConfig())
     record = decode_epoch_ms(DRIVER_SCORE_SCHEMA, encode_record(DRIVER_SCORE_SCHEMA, driver_score_record(score, trip.trip_id)))
     assert record["score"] == trip.score and record["last_trip_end_ts"] == trip.end_ms
+
+
+def test_a_quiet_partition_closes_its_open_trips_on_request_and_commits_past_them() -> None:
+    readings = TraceBuilder("TLM-Q").accelerate_to(12).cruise(60).brake_to(0).build()
+    assembler = TripAssembler()
+    assert feed(assembler, readings, partition=3) == []          # nothing moves partition 3's clock further
+    assert assembler.open_partitions() == {3} and assembler.min_buffered_offsets() == {3: 0}
+    closed = assembler.close_partitions([3])
+    assert [t.vehicle_id for t in closed.trips] == ["TLM-Q"] and closed.counters["closed_idle"] == 1
+    assembler.confirm_published()
+    assert assembler.open_partitions() == set() and assembler.min_buffered_offsets() == {}
+    # The same readings again (re-read after a restart) are recognised as scored.
+    assert feed(assembler, readings, partition=3) == [] and assembler.open_trips == 0
+
+
+def test_scoring_overrides_apply_and_unknown_names_are_rejected_with_the_valid_ones() -> None:
+    import pytest
+
+    from services.telematics_scorer.config import InvalidScoringConfig, scoring_config
+
+    assert scoring_config({"harsh_braking_g": 0.4}).harsh_braking_g == 0.4
+    with pytest.raises(InvalidScoringConfig, match="harsh_braking_g"):
+        scoring_config({"harsh_brake": 0.4})
