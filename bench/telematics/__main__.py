@@ -50,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=300_000, help="readings for the replay/numpy measurement")
     parser.add_argument("--service-rows", type=int, default=200_000, help="readings through the broker")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--port", type=int, default=29692)
     args = parser.parse_args()
 

@@ -117,7 +117,7 @@ def measure_replay(rows: int = 300_000, *, repeats: int = 5, pin_cpu: bool = Tru
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=300_000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
     r = measure_replay(args.rows, repeats=args.repeats)
     print(f"{r['readings']} readings, {r['vehicles']} vehicles, {r['trips']} trips, {r['events']} events; one core")

@@ -3,10 +3,14 @@
 Every default is a plain-number field so a deployment (or the replay CLI) can override it. Accelerations are in
 m/s^2 internally; thresholds are given in g because that is how the sources state them.
 
-Sources for the defaults (public documentation as we know it; not re-fetched for this release: re-check the
-Progressive and NPCC figures, which we have from secondary sources, before quoting them):
-- Progressive Snapshot counts a "hard brake" when speed falls by 7 mph or more in one second (≈ 3.13 m/s^2 ≈ 0.32 g),
-  as stated in Progressive's Snapshot FAQ and widely quoted in reviews of the programme.
+Sources for the defaults. Re-checked 2026-11-25 for the two figures we first had second-hand; Progressive's and the
+NPCC's own pages could not be retrieved from here, so both are cited through the secondary sources that quote them:
+- Progressive Snapshot counts a "hard brake" when speed falls by 7 mph or more in one second (≈ 3.13 m/s^2 ≈ 0.32 g):
+  Progressive's definition as quoted by Snapshot participants and reviews (e.g. haohubioinfo.wordpress.com,
+  "An analytical review of the Snapshot program by Progressive", 2013; middleclassmodern.com, "Snapshot", 2012;
+  farmersinsurancekit.github.io, "Progressive Snapshot hard braking: what counts"), which also report that each
+  second at ≥ 7 mph/s counts separately and that normal urban stops trigger it: one reason our braking threshold
+  sits above it (0.35 g) and requires a sustained run.
 - eDriving Mentor (support.edriving.com, "What are Mentor's harsh braking and harsh cornering thresholds?"):
   harsh braking 0.41 g (9 mph/s), harsh cornering 0.5 g.
 - Positrace knowledge base "Harsh behavior detection" (kb.positrace.com/harsh-behavior-detection) and the GNX device
@@ -15,8 +19,10 @@ Progressive and NPCC figures, which we have from secondary sources, before quoti
   1 g to 2.5 g"; a minimum event speed of 10-20 km/h and an optional minimum event duration to reject brief spikes.
 - Digital Matter G70 harsh-event setup (support.digitalmatter.com, article 16000132686): defaults 4.4 m/s^2
   (0.45 g) for acceleration and braking, 5.5 m/s^2 (0.56 g) for cornering, with a "log duration" to filter brief events.
-- UK National Police Chiefs' Council speed enforcement guidance: enforcement normally starts above the posted limit
-  + 10 % + 2 mph; this is our speeding tolerance (so 5 % over never counts).
+- UK National Police Chiefs' Council (NPCC, formerly ACPO) speed enforcement guidance: proceedings normally start at
+  the posted limit + 10 % + 2 mph (35 mph in a 30 limit), as quoted in enforcement discussions (e.g. pistonheads.com
+  "Speeding and Thresholds - Defence outside of NPCC"); it is guidance, not law. This is our speeding tolerance
+  (so 5 % over never counts).
 - Crash: smartphone and dongle crash detection commonly uses a 2.5-4 g horizontal spike (WreckWatch, White et al.
   2011, used 4 g; Positrace's range tops at 2.5 g) confirmed by the vehicle coming to rest shortly afterwards.
 
