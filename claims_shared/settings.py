@@ -49,6 +49,18 @@ class PlatformSettings(BaseSettings):
     lake_bucket: str = "claims-lake"
     sqs_endpoint: str | None = "http://127.0.0.1:15000"
     landing_queue: str = "claims-landing-events"
+    # Only objects under this prefix are documents to process: the Lambda writes processed/ and quarantine/ into
+    # the same bucket, and notifying those would make it invoke itself.
+    landing_incoming_prefix: str = "incoming/"
+    # The document Lambda's limits (production: the function and its SQS event source mapping; embedded: the same
+    # semantics, claimsctl/stack/lambda_runtime.py). AWS advises a queue visibility timeout of 6x the function timeout.
+    lambda_timeout_s: float = 120.0
+    lambda_batch_size: int = 10
+    lambda_visibility_timeout_s: int = 720
+    # Receives before the queue's redrive policy moves a notification to `<landing_queue>-dlq`.
+    lambda_max_receive_count: int = 5
+    # Embedded stack only: port of the local Lambda Runtime API the runtime client polls.
+    lambda_runtime_port: int = 19010
 
     # Key of the deterministic PII tokens (HMAC). Same key, same token: joins across tables and topics still work.
     # Production must set its own secret; rotating it changes every token.
@@ -116,7 +128,7 @@ class PlatformSettings(BaseSettings):
 # Fields that only the embedded (laptop) stack reads; deployments (docker-compose, production) ignore them.
 EMBEDDED_ONLY_FIELDS = frozenset({
     "state_dir", "connect_heap_mb", "broker_storage",
-    "objectstore_master_port", "objectstore_volume_port", "objectstore_filer_port",
+    "objectstore_master_port", "objectstore_volume_port", "objectstore_filer_port", "lambda_runtime_port",
 })
 
 

@@ -224,13 +224,19 @@ def sqs_ready(endpoint: str, creds: AwsCredentials) -> bool:
         return False
 
 
-def ensure_queue_and_policy(endpoint: str | None, creds: AwsCredentials, queue: str, bucket: str) -> str:
-    """Create `queue` if missing and allow S3 (`bucket`) to send to it, as the production queue policy does.
+def ensure_queue_and_policy(endpoint: str | None, creds: AwsCredentials, queue: str, bucket: str,
+                            max_receive_count: int = 5) -> str:
+    """Create `queue` if missing and allow S3 (`bucket`) to send to it, as the production queue policy does; after
+    `max_receive_count` receives a message moves to `<queue>-dlq` (redrive policy, as infra/aws defines it).
 
     Returns the queue URL. moto does not enforce the policy; it is set so the local queue looks like the real one.
     """
     sqs = _client("sqs", endpoint, creds)
+    dlq_url = sqs.create_queue(QueueName=f"{queue}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": json.dumps(
+        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})})
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     policy = {
         "Version": "2012-10-17",
@@ -304,7 +310,8 @@ class EmbeddedQueue:
         endpoint = f"http://127.0.0.1:{self.port}"
         if not self.proc.is_running():
             self.proc.start(moto_command(self.port), ready=lambda: sqs_ready(endpoint, creds), timeout_s=30)
-        ensure_queue_and_policy(endpoint, creds, self.settings.landing_queue, self.settings.landing_bucket)
+        ensure_queue_and_policy(endpoint, creds, self.settings.landing_queue, self.settings.landing_bucket,
+                                self.settings.lambda_max_receive_count)
 
     def stop(self) -> bool:
         return self.proc.stop(timeout_s=10)

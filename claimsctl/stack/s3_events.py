@@ -58,11 +58,13 @@ def s3_event_from_filer_event(
     bucket: str,
     region: str = "us-east-1",
     configuration_id: str = "landing-object-created",
+    prefix: str = "",
 ) -> dict[str, Any] | None:
     """Map a `weed filer.meta.tail` JSON event to an AWS S3 `{"Records": [record]}` message.
 
-    Returns None unless the event creates or overwrites an object in `bucket`: directories, deletes,
-    multipart temporary parts, and metadata-only updates (tagging, ACL) are not object creations.
+    Returns None unless the event creates or overwrites an object in `bucket` under `prefix` (the notification's
+    filter rule): directories, deletes, multipart temporary parts, and metadata-only updates (tagging, ACL) are not
+    object creations.
     """
     notification = event.get("eventNotification") or {}
     new = notification.get("newEntry")
@@ -84,6 +86,8 @@ def s3_event_from_filer_event(
     version_id = _ext_text(extended, _EXT_VERSION_ID)
     if located[2] is not None:  # an object version file: the key is the versions folder without its suffix
         key = located[2]
+    if not key.startswith(prefix):
+        return None
     event_name = "ObjectCreated:CompleteMultipartUpload" if _EXT_UPLOAD_ID in extended else "ObjectCreated:Put"
     request_id = f"{ts_ns:016X}"[-16:]
 
@@ -251,6 +255,8 @@ class RelayConfig:
     checkpoint: Path
     status_file: Path
     region: str = "us-east-1"
+    # Notification filter rule, as on the production bucket: only keys under this prefix are notified.
+    prefix: str = ""
 
 
 def run_relay(
@@ -287,7 +293,8 @@ def run_relay(
                     ts_ns = int(event.get("tsNs") or 0)
                     if last is not None and ts_ns <= last:
                         continue
-                    message = s3_event_from_filer_event(event, bucket=config.bucket, region=config.region)
+                    message = s3_event_from_filer_event(event, bucket=config.bucket, region=config.region,
+                                                        prefix=config.prefix)
                     if message is not None:
                         send(json.dumps(message, separators=(",", ":")))
                         obj = message["Records"][0]["s3"]["object"]
@@ -346,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint=state / "checkpoint.json",
         status_file=state / "status.json",
         region=settings.s3_region,
+        prefix=settings.landing_incoming_prefix,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -201,3 +201,9 @@ def test_checkpoint_round_trips_and_is_absent_at_first(tmp_path):
 def test_bucket_arn_and_name_match_the_bucket(key):
     record = record_of(s3_event_from_filer_event(filer_event(key), bucket=BUCKET))
     assert record["s3"]["bucket"]["arn"].endswith(":::" + record["s3"]["bucket"]["name"])
+
+
+def test_only_keys_under_the_notification_prefix_are_notified() -> None:
+    inside = s3_event_from_filer_event(filer_event("incoming/a.pdf"), bucket=BUCKET, prefix="incoming/")
+    outside = s3_event_from_filer_event(filer_event("processed/a.pdf.json"), bucket=BUCKET, prefix="incoming/")
+    assert inside is not None and outside is None
