@@ -17,6 +17,8 @@ CDC_TABLES: tuple[str, ...] = (
 )
 
 TELEMATICS_READINGS = "telematics.readings.v1"
+# One document record per landing object (lambdas/document_processor), keyed by document_id.
+DOCUMENT_RECORDS = "claims.documents.v1"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class TopicSpec:
 # Readings are keyed by device id, so per-vehicle order holds within a partition.
 OWNED_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(TELEMATICS_READINGS, partitions=4, config={"retention.ms": str(7 * 24 * 3600 * 1000)}),
+    TopicSpec(DOCUMENT_RECORDS, partitions=4),
 )
 
 
