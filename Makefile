@@ -6,7 +6,7 @@ CLAIMSCTL := $(VENV)/bin/claimsctl
 DEMO_SECONDS ?= 30
 DEMO_SEED ?= 7
 
-.PHONY: install system-deps demo test test-unit test-integration up down status clean help bench-normalizer bench-telematics
+.PHONY: install system-deps demo test test-unit test-integration up down status clean help bench-normalizer bench-telematics bench-ocr
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -40,6 +40,9 @@ bench-normalizer: install  ## normalizer service vs plain confluent-kafka loop, 
 
 bench-telematics: install  ## telematics replay path vs numpy pass, and the service through a broker, one core each
 	$(PY) -m bench.telematics
+
+bench-ocr: install  ## document pipeline vs bare tesseract CLI per scanned page, and photos/s, one core
+	$(PY) -m bench.ocr
 
 up: install  ## start the embedded stack
 	$(CLAIMSCTL) up

@@ -78,6 +78,17 @@ class PlatformSettings(BaseSettings):
     # e.g. CLAIMS_FRAUD_EVIDENCE_OVERRIDES='{"far_km": 5, "time_tolerance_s": 3600}'.
     fraud_evidence_overrides: dict[str, float] = {}
 
+    # Document processing (object stream: lambdas/document_processor, `claimsctl extract-document`). An object over
+    # a limit is quarantined with the reason, never half-processed.
+    document_max_bytes: int = 25 * 1024 * 1024  # largest object processed
+    document_max_pages: int = 20  # most PDF pages (or TIFF frames) per object
+    # Largest image or rendered page in pixels (width x height); also Pillow's decompression-bomb threshold.
+    document_max_pixels: int = 40_000_000
+    document_ocr_timeout_s: float = 30.0  # one tesseract run (one page) is killed after this
+    document_time_budget_s: float = 90.0  # all OCR of one object together
+    document_ocr_dpi: int = 200  # resolution PDF pages without a text layer are rendered at for OCR
+    document_max_text_chars: int = 200_000  # text kept in a record (Kafka messages stay well under 1 MB)
+
     # Kafka Connect / Debezium.
     connector_name: str = "claims-postgres"
     connect_heap_mb: int = 384

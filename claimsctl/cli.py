@@ -295,5 +295,43 @@ def score_trips_command(input_path: Path, output_path: Path) -> None:
     err.print(" ".join(f"{k}={v}" for k, v in counts.items()))
 
 
+@main.command("extract-document")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--bucket", default=None, help="Compute document_id as for this bucket (with --key and --version-id).")
+@click.option("--key", default=None, help="Object key for document_id (default: the file name).")
+@click.option("--version-id", default=None, help="S3 version id (or ETag) for document_id (default: the file's MD5, "
+                                                 "which is S3's ETag for a single-part upload).")
+@click.option("--compact", is_flag=True, help="One JSON line instead of indented JSON.")
+def extract_document_command(path: Path, bucket: str | None, key: str | None, version_id: str | None,
+                             compact: bool) -> None:
+    """Process one file as the object-stream Lambda would and print its document record as JSON.
+
+    Same code as the Lambda (`lambdas.document_processor.extract_document`) with the CLAIMS_DOCUMENT_* limits:
+    type sniffed from the bytes, sha256, image size/EXIF/perceptual hash, PDF text layer or OCR, claim fields.
+    An unprocessable file prints a record with status "quarantined" and the reason, and exits with status 2.
+    """
+    import hashlib
+
+    import orjson
+
+    from lambdas.document_processor import ObjectRef, ProcessingLimits, extract_document
+    from lambdas.document_processor.exceptions import OcrUnavailableError
+
+    data = path.read_bytes()
+    source = None
+    if bucket:
+        source = ObjectRef(bucket=bucket, key=key or path.name,
+                           version_id=version_id or None, etag=hashlib.md5(data).hexdigest())  # noqa: S324
+    try:
+        record = extract_document(data, key or path.name, ProcessingLimits.from_settings(_settings()), source=source)
+    except OcrUnavailableError as exc:
+        raise click.ClickException(f"{exc}. Install it with `make system-deps`.") from exc
+    option = 0 if compact else orjson.OPT_INDENT_2
+    click.echo(orjson.dumps(record.to_dict(), option=option).decode())
+    if record.status != "ok":
+        err.print(f"[yellow]quarantined:[/yellow] {record.reason}")
+        sys.exit(2)
+
+
 if __name__ == "__main__":
     main()

@@ -20,6 +20,8 @@ TELEMATICS_READINGS = "telematics.readings.v1"
 # Red flags on claims from every service (telematics_scorer, object_ingestor); contract fraud_alert.v1, keyed by
 # claim_id. Kept long: investigators look back months.
 FRAUD_ALERTS = "claims.fraud-alerts.v1"
+# One document record per landing object (lambdas/document_processor), keyed by document_id.
+DOCUMENT_RECORDS = "claims.documents.v1"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class TopicSpec:
 OWNED_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(TELEMATICS_READINGS, partitions=4, config={"retention.ms": str(7 * 24 * 3600 * 1000)}),
     TopicSpec(FRAUD_ALERTS, partitions=4, config={"retention.ms": str(400 * 24 * 3600 * 1000)}),
+    TopicSpec(DOCUMENT_RECORDS, partitions=4),
 )
 
 

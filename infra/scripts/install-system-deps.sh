@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages the embedded stack needs, only those that are missing.
-# PostgreSQL server (CDC source), a JDK (Kafka Connect + Debezium), tesseract and poppler (OCR).
+# PostgreSQL server (CDC source), a JDK (Kafka Connect + Debezium), tesseract and poppler (OCR), DejaVu fonts.
 set -euo pipefail
 
 missing=()
@@ -8,6 +8,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr tesseract-ocr-eng)
 command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+# The fonts the simulator and the document tests draw claim forms with.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf ] || missing+=(fonts-dejavu-core)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 # Debian's python3 ships without venv/ensurepip; `make install` creates .venv with it.
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
