@@ -16,15 +16,22 @@ from claims_shared.settings import PROJECT_ROOT, PlatformSettings
 
 # Ports of the test stack, apart from the defaults so a developer's running stack is untouched, and all below
 # 32768: Linux hands out 32768-60999 as ephemeral client ports, so a server port there can be taken at random.
-# SeaweedFS also listens on each of its ports + 10000.
+# SeaweedFS also listens on each of its ports + 10000. CLAIMS_TEST_PORT_OFFSET (a multiple of 100, at most 1400)
+# shifts them all, so two checkouts can run their integration tests at the same time.
+_OFFSET = int(os.environ.get("CLAIMS_TEST_PORT_OFFSET", "0"))
+if _OFFSET % 100 or not 0 <= _OFFSET <= 1400:
+    raise ValueError(f"CLAIMS_TEST_PORT_OFFSET must be a multiple of 100 between 0 and 1400, got {_OFFSET}")
 TEST_PORTS = {
-    "pg_port": 25432,
-    "kafka_bootstrap": "127.0.0.1:29092",
-    "s3_endpoint": "http://127.0.0.1:21333",
-    "sqs_endpoint": "http://127.0.0.1:25000",
-    "objectstore_master_port": 21334,
-    "objectstore_volume_port": 21335,
-    "objectstore_filer_port": 21336,
+    "pg_port": 25432 + _OFFSET,
+    "kafka_bootstrap": f"127.0.0.1:{29092 + _OFFSET}",
+    "s3_endpoint": f"http://127.0.0.1:{21333 + _OFFSET}",
+    "sqs_endpoint": f"http://127.0.0.1:{25000 + _OFFSET}",
+    "objectstore_master_port": 21334 + _OFFSET,
+    "objectstore_volume_port": 21335 + _OFFSET,
+    "objectstore_filer_port": 21336 + _OFFSET,
+    "normalizer_web_port": 24066 + _OFFSET,
+    "scorer_web_port": 24067 + _OFFSET,
+    "lambda_runtime_port": 24010 + _OFFSET,
 }
 
 
