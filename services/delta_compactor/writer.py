@@ -1,0 +1,373 @@
+"""Applies a `BatchPlan` to Delta tables with Spark: SQL `MERGE INTO`, `UPDATE` and DataFrame reads only, so the same
+code runs on a Spark cluster with delta-spark and on pysail's Spark Connect server (see ENGINE-NOTES.md).
+
+Every write is idempotent on its own, so a crash anywhere, followed by a replay of the batch from the last recorded
+offsets, loses nothing and doubles nothing:
+- current (SCD1): `WHEN MATCHED AND s._source_pos > t._source_pos`; deletes are tombstones that keep their position,
+  so an older change arriving later cannot resurrect a row; a truncate moves every older row to a tombstone at the
+  truncate's position.
+- history (SCD2): rows are identified by `_event_id` (inserted only when absent); the validity of the touched keys'
+  versions (`_valid_to`, `_is_current`) and the values of columns a change did not carry (unchanged TOAST) are
+  recomputed over stored + new versions in source-position order, and only rows whose result differs are written.
+  A late change therefore slots in between stored versions and closes/re-opens the right ones; if it changes the
+  re-filled value of the version the current table holds, that row is corrected too (matched by event id).
+- offsets: `_compactor_offsets` (topic, partition, next_offset) only moves forward, and is written after the data.
+  pysail ignores Delta's `txnAppId`/`txnVersion`, so the offsets are data, not commit metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from pyspark.errors import AnalysisException, PySparkException
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from services.delta_compactor.lake_schema import (
+    EXTRA_COLUMNS,
+    OFFSETS_SCHEMA,
+    EntityColumns,
+    LakeLayout,
+    arrow_table,
+    entity_columns,
+    ms_to_datetime,
+)
+from services.delta_compactor.planning import BatchPlan, OffsetMark, TablePlan, marker_event_id
+
+log = logging.getLogger("delta_compactor.writer")
+
+
+class LakeWriteError(RuntimeError):
+    """A Delta write failed. The batch's offsets were not recorded: re-apply the same batch (every step is
+    idempotent) once the cause (storage, schema) is fixed."""
+
+
+@dataclass
+class TableReport:
+    current_rows: int = 0  # SCD1 source rows offered to the MERGE (one per key)
+    history_rows_written: int = 0  # SCD2 rows inserted or re-stitched
+    truncated: bool = False
+
+
+@dataclass
+class ApplyReport:
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    offsets: tuple[OffsetMark, ...] = ()
+
+
+def _quote_path(path: str) -> str:
+    if "`" in path:
+        raise ValueError(f"table path must not contain a backtick: {path!r}")
+    return f"delta.`{path}`"
+
+
+def _q(name: str) -> str:
+    return f"`{name}`"
+
+
+def _pos_literal(pos: int) -> str:
+    return f"CAST('{pos}' AS DECIMAL(38,0))"
+
+
+class DeltaLakeWriter:
+    """Writes plans to the compactor's tables under `layout`, through `spark` (classic or Spark Connect)."""
+
+    def __init__(self, spark: SparkSession, layout: LakeLayout) -> None:
+        self.spark = spark
+        self.layout = layout
+        self._ready: set[str] = set()
+
+    # ---------------------------------------------------------------------------------------------- public
+
+    def apply(self, plan: BatchPlan) -> ApplyReport:
+        """Write every table of the plan (history, then current), then the offsets. Raises LakeWriteError."""
+        report = ApplyReport()
+        for table, table_plan in plan.tables.items():
+            columns = entity_columns(table)
+            try:
+                report.tables[table] = TableReport(
+                    history_rows_written=self.merge_history(columns, table_plan),
+                    current_rows=self.merge_current(columns, table_plan),
+                    truncated=table_plan.truncate is not None,
+                )
+            except PySparkException as exc:
+                raise LakeWriteError(f"writing {table}: {exc}") from exc
+        if plan.offsets:
+            try:
+                self.record_offsets(plan.offsets)
+            except PySparkException as exc:
+                raise LakeWriteError(f"recording offsets: {exc}") from exc
+            report.offsets = plan.offsets
+        log.info("batch applied", extra={"tables": {t: vars(r) for t, r in report.tables.items()}})
+        return report
+
+    def read_offsets(self) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> next offset to read, as recorded after the last applied batch ({} if none)."""
+        path = self.layout.offsets()
+        try:
+            rows = self.spark.read.format("delta").load(path).collect()
+        except AnalysisException:
+            return {}
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    # ---------------------------------------------------------------------------------------------- current (SCD1)
+
+    def merge_current(self, columns: EntityColumns, plan: TablePlan) -> int:
+        """Position-guarded MERGE of the plan's SCD1 rows (after the truncate, if any); returns the rows offered."""
+        path = self.layout.current(columns.table)
+        self._ensure_table(path, columns.current_schema())
+        if plan.truncate is not None:
+            self._truncate_current(path, columns, plan)
+        if not plan.current:
+            return 0
+        schema = columns.current_schema(with_source_meta=True)
+        rows = []
+        for r in plan.current:
+            typed, extras = columns.split_values(r.key if r.deleted else r.values)
+            rows.append({
+                **typed,
+                EXTRA_COLUMNS: extras,
+                "_deleted": r.deleted,
+                "_op": r.op,
+                "_event_id": r.event_id,
+                "_source_pos": Decimal(r.source_pos),
+                "_source_ts": ms_to_datetime(r.source_ts_ms),
+                "_keep_target": list(r.keep_target),
+                "_filled_from": {c: Decimal(p) for c, p in r.filled_from.items()},
+            })
+        # Columns that may have to keep the target's value (unchanged TOAST): only those get the CASE.
+        partial = {c for r in plan.current for c in (*r.keep_target, *r.filled_from)} & set(columns.names)
+        stored = [f.name for f in columns.current_schema().fields]
+        assignments = []
+        for name in stored:
+            if name in partial:
+                expr = (
+                    f"CASE WHEN array_contains(s._keep_target, '{name}') THEN t.{_q(name)} "
+                    f"WHEN s._filled_from['{name}'] IS NOT NULL AND NOT t._deleted "
+                    f"AND t._source_pos >= s._filled_from['{name}'] THEN t.{_q(name)} "
+                    f"ELSE s.{_q(name)} END"
+                )
+            else:
+                expr = f"s.{_q(name)}"
+            assignments.append(f"{_q(name)} = {expr}")
+        on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in columns.key_columns)
+        with self._view(arrow_table(rows, schema), schema) as view:
+            self.spark.sql(
+                f"MERGE INTO {_quote_path(path)} AS t USING {view} AS s ON {on} "
+                f"WHEN MATCHED AND s._source_pos > t._source_pos THEN UPDATE SET {', '.join(assignments)} "
+                f"WHEN NOT MATCHED THEN INSERT ({', '.join(map(_q, stored))}) "
+                f"VALUES ({', '.join('s.' + _q(n) for n in stored)})"
+            ).collect()
+        return len(rows)
+
+    def _truncate_current(self, path: str, columns: EntityColumns, plan: TablePlan) -> None:
+        mark = plan.truncate
+        assert mark is not None
+        types = {f.name: f.dataType.simpleString() for f in columns.current_schema().fields}
+        # Typed NULLs: an untyped NULL cannot be cast to array/map columns.
+        nulls = ", ".join(
+            f"{_q(c)} = CAST(NULL AS {types[c]})" for c in (*columns.data_columns, EXTRA_COLUMNS)
+        )
+        self.spark.sql(
+            f"UPDATE {_quote_path(path)} SET {nulls}, _deleted = true, _op = 't', _event_id = '{mark.event_id}', "
+            f"_source_pos = {_pos_literal(mark.source_pos)}, _source_ts = timestamp_millis({mark.source_ts_ms}) "
+            f"WHERE _source_pos < {_pos_literal(mark.source_pos)}"
+        ).collect()
+
+    # ---------------------------------------------------------------------------------------------- history (SCD2)
+
+    def merge_history(self, columns: EntityColumns, plan: TablePlan) -> int:
+        """Insert the plan's new versions and re-stitch the touched keys; returns the history rows written."""
+        path = self.layout.history(columns.table)
+        schema = columns.history_schema()
+        self._ensure_table(path, schema)
+        rows = [self._history_record(columns, r.key, r.values, r.op, r.event_id, r.source_pos, r.valid_from_ms,
+                                     r.valid_to_ms, r.is_current, r.unchanged) for r in plan.history]
+        rows.extend(self._stored_truncate_markers(path, columns, plan))
+        if not rows:
+            return 0
+        keys = list(columns.key_columns)
+        stored = self.spark.read.format("delta").load(path)
+        with self._view(arrow_table(rows, schema), schema) as new_view:
+            new = self.spark.table(new_view)
+            existing = stored.join(new.select(*keys).distinct(), keys, "left_semi")
+            fresh = new.join(existing.select("_event_id"), "_event_id", "left_anti")
+            versions = existing.withColumn("_stored", F.lit(True)).unionByName(
+                fresh.withColumn("_stored", F.lit(False))
+            )
+            refill = sorted(
+                {r["c"] for r in versions.select(F.explode("_unchanged").alias("c")).distinct().collect()}
+                & set(columns.names)
+            )
+            changes = self._stitch(versions, keys, refill, [f.name for f in schema.fields])
+            with self._view_of(changes) as changes_view:
+                written = self.spark.table(changes_view).count()
+                if written and refill:
+                    # Before the history MERGE: `changes` is lazy and compares against the stored history.
+                    self._refill_current(columns, changes_view, refill)
+                if written:
+                    sets = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in ("_valid_to", "_is_current", *refill))
+                    names = [f.name for f in schema.fields]
+                    self.spark.sql(
+                        f"MERGE INTO {_quote_path(path)} AS t USING {changes_view} AS s "
+                        f"ON t._event_id = s._event_id "
+                        f"WHEN MATCHED THEN UPDATE SET {sets} "
+                        f"WHEN NOT MATCHED THEN INSERT ({', '.join(map(_q, names))}) "
+                        f"VALUES ({', '.join('s.' + _q(n) for n in names)})"
+                    ).collect()
+        return written
+
+    def _refill_current(self, columns: EntityColumns, changes_view: str, refill: list[str]) -> None:
+        """Give the current table the re-filled TOAST values of the stored version it holds.
+
+        Only a change older than the stored current row (which the SCD1 guard rightly refuses) can change what an
+        unchanged column of that row should hold. The row is addressed by its event id (idempotent), and this runs
+        before the SCD1 MERGE, whose in-batch fills then compare against the corrected row.
+        """
+        path = self.layout.current(columns.table)
+        self._ensure_table(path, columns.current_schema())
+        on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in columns.key_columns)
+        sets = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in refill)
+        self.spark.sql(
+            f"MERGE INTO {_quote_path(path)} AS t USING "
+            f"(SELECT * FROM {changes_view} WHERE _stored AND _op NOT IN ('d', 't')) AS s "
+            f"ON {on} AND t._event_id = s._event_id "
+            f"WHEN MATCHED THEN UPDATE SET {sets}"
+        ).collect()
+
+    @staticmethod
+    def _stitch(versions: DataFrame, keys: list[str], refill: list[str], names: list[str]) -> DataFrame:
+        """Rows of `versions` whose validity or re-filled values differ from what is stored, plus all new rows
+        (columns `names` and `_stored`)."""
+        order = Window.partitionBy(*keys).orderBy("_source_pos")
+        before = order.rowsBetween(Window.unboundedPreceding, -1)
+        stitched = versions
+        for c in refill:
+            # The newest earlier version that carried the column (a d/t marker carries NULL, ending the chain).
+            donor = F.last(
+                F.when(~F.array_contains("_unchanged", c), F.struct(F.col(c).alias("v"))), ignorenulls=True
+            ).over(before)["v"]
+            stitched = stitched.withColumn(f"__new_{c}", F.when(F.array_contains("_unchanged", c), donor)
+                                           .otherwise(F.col(c)))
+        next_from = F.lead("_valid_from").over(order)
+        stitched = stitched.withColumn("__new_valid_to", next_from).withColumn(
+            "__new_is_current", F.lead("_event_id").over(order).isNull()
+        )
+        same = F.col("_valid_to").eqNullSafe(F.col("__new_valid_to")) & (
+            F.col("_is_current") == F.col("__new_is_current")
+        )
+        for c in refill:
+            same = same & F.col(c).eqNullSafe(F.col(f"__new_{c}"))
+        changed = stitched.where(~F.col("_stored") | ~same)
+        out = [F.col("_stored")]
+        for n in names:
+            if n == "_valid_to":
+                out.append(F.col("__new_valid_to").alias(n))
+            elif n == "_is_current":
+                out.append(F.col("__new_is_current").alias(n))
+            elif n in refill:
+                out.append(F.col(f"__new_{n}").alias(n))
+            else:
+                out.append(F.col(n))
+        return changed.select(*out)
+
+    def _stored_truncate_markers(self, path: str, columns: EntityColumns, plan: TablePlan) -> list[dict[str, Any]]:
+        """`t` markers for keys alive in the stored history at the batch's first truncate that this batch does not
+        change before it (the planner marks those it does). Truncates are rare; the keys are collected."""
+        if not plan.truncates:
+            return []
+        first = plan.truncates[0]
+        touched_before = {
+            tuple(r.key[k] for k in columns.key_columns) for r in plan.history if r.source_pos < first.source_pos
+        }
+        keys = list(columns.key_columns)
+        alive = (
+            self.spark.read.format("delta").load(path)
+            .where(F.col("_is_current") & ~F.col("_op").isin("d", "t")
+                   & (F.col("_source_pos") < F.lit(Decimal(first.source_pos)).cast("decimal(38,0)")))
+            .select(*keys)
+            .collect()
+        )
+        markers = []
+        for row in alive:
+            key_values = tuple(row[k] for k in keys)
+            if key_values in touched_before:
+                continue
+            key = dict(zip(keys, key_values))
+            markers.append(self._history_record(
+                columns, key, {}, "t", marker_event_id(first.event_id, key), first.source_pos, first.source_ts_ms,
+                None, True, (),
+            ))
+        return markers
+
+    @staticmethod
+    def _history_record(columns: EntityColumns, key: dict[str, Any], values: dict[str, Any], op: str,
+                        event_id: str, pos: int, valid_from_ms: int, valid_to_ms: int | None, is_current: bool,
+                        unchanged: tuple[str, ...]) -> dict[str, Any]:
+        typed, extras = columns.split_values({**values, **key} if values else dict(key))
+        return {
+            **typed,
+            EXTRA_COLUMNS: extras,
+            "_op": op,
+            "_event_id": event_id,
+            "_source_pos": Decimal(pos),
+            "_valid_from": ms_to_datetime(valid_from_ms),
+            "_valid_to": None if valid_to_ms is None else ms_to_datetime(valid_to_ms),
+            "_is_current": is_current,
+            "_unchanged": list(unchanged),
+        }
+
+    # ---------------------------------------------------------------------------------------------- offsets
+
+    def record_offsets(self, offsets: tuple[OffsetMark, ...]) -> None:
+        """Move each (topic, partition)'s next offset forward (never back), after the batch's data is written."""
+        path = self.layout.offsets()
+        self._ensure_table(path, OFFSETS_SCHEMA)
+        now = datetime.now(timezone.utc)
+        rows = [{"topic": o.topic, "partition": o.partition, "next_offset": o.next_offset, "updated_at": now}
+                for o in offsets]
+        with self._view(arrow_table(rows, OFFSETS_SCHEMA), OFFSETS_SCHEMA) as view:
+            self.spark.sql(
+                f"MERGE INTO {_quote_path(path)} AS t USING {view} AS s "
+                f"ON t.topic = s.topic AND t.`partition` = s.`partition` "
+                f"WHEN MATCHED AND s.next_offset > t.next_offset THEN "
+                f"UPDATE SET next_offset = s.next_offset, updated_at = s.updated_at "
+                f"WHEN NOT MATCHED THEN INSERT (topic, `partition`, next_offset, updated_at) "
+                f"VALUES (s.topic, s.`partition`, s.next_offset, s.updated_at)"
+            ).collect()
+
+    # ---------------------------------------------------------------------------------------------- plumbing
+
+    def _ensure_table(self, path: str, schema: T.StructType) -> None:
+        """Create the Delta table at `path` (empty, with `schema`) unless it exists."""
+        if path in self._ready:
+            return
+        try:
+            self.spark.read.format("delta").load(path).schema  # noqa: B018 - the probe is the point
+        except AnalysisException:
+            self.spark.createDataFrame([], schema).write.format("delta").mode("append").save(path)
+        self._ready.add(path)
+
+    class _TempView:
+        def __init__(self, spark: SparkSession, df: DataFrame) -> None:
+            self.spark = spark
+            self.name = f"_compactor_{uuid.uuid4().hex}"
+            df.createOrReplaceTempView(self.name)
+
+        def __enter__(self) -> str:
+            return self.name
+
+        def __exit__(self, *exc: object) -> None:
+            self.spark.catalog.dropTempView(self.name)
+
+    def _view(self, table: Any, schema: T.StructType) -> "DeltaLakeWriter._TempView":
+        return self._TempView(self.spark, self.spark.createDataFrame(table, schema=schema))
+
+    def _view_of(self, df: DataFrame) -> "DeltaLakeWriter._TempView":
+        return self._TempView(self.spark, df)
