@@ -54,9 +54,9 @@ class PlatformSettings(BaseSettings):
     landing_incoming_prefix: str = "incoming/"
     # The document Lambda's limits (production: the function and its SQS event source mapping; embedded: the same
     # semantics, claimsctl/stack/lambda_runtime.py). AWS advises a queue visibility timeout of 6x the function timeout.
-    lambda_timeout_s: float = 120.0
+    lambda_timeout_s: float = 300.0
     lambda_batch_size: int = 10
-    lambda_visibility_timeout_s: int = 720
+    lambda_visibility_timeout_s: int = 1800
     # Receives before the queue's redrive policy moves a notification to `<landing_queue>-dlq`.
     lambda_max_receive_count: int = 5
     # Embedded stack only: port of the local Lambda Runtime API the runtime client polls.

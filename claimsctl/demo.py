@@ -10,6 +10,9 @@ from rich.table import Table
 
 from claims_shared.clients.aws import s3_client, sqs_client
 from claims_shared.contracts.cdc import DEAD_LETTER_TOPIC, normalized_topic
+from claims_shared.contracts.documents import DOCUMENTS_TOPIC
+from claims_shared.contracts.fraud import FRAUD_ALERTS_TOPIC
+from claims_shared.contracts.telematics import TRIPS_TOPIC
 from claims_shared.contracts.topics import CDC_TABLES, TELEMATICS_READINGS, raw_cdc_topic
 from claims_shared.settings import PlatformSettings
 from claimsctl.inspect import count_change_events
@@ -48,8 +51,11 @@ def print_summary(settings: PlatformSettings, console: Console) -> bool:
     """Per-topic change events by op next to the row counts in PostgreSQL, readings, landing files, queue."""
     topics = [raw_cdc_topic(settings.topic_prefix, t) for t in CDC_TABLES]
     normalized = [normalized_topic(t) for t in CDC_TABLES]
+    landing = _count_objects(settings)
+    drained = _wait_for_documents(settings, landing, console)
     # Debezium and the normalizer may still be shipping the last changes: read until the topics go quiet.
-    ops = count_change_events(settings, [*topics, *normalized, DEAD_LETTER_TOPIC, TELEMATICS_READINGS], idle_s=5.0)
+    ops = count_change_events(settings, [*topics, *normalized, DEAD_LETTER_TOPIC, TELEMATICS_READINGS,
+                                         DOCUMENTS_TOPIC, TRIPS_TOPIC, FRAUD_ALERTS_TOPIC], idle_s=5.0)
     with psycopg.connect(settings.pg_dsn) as conn:
         rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in CDC_TABLES}  # noqa: S608
     table = Table(title=f"PostgreSQL -> Debezium ({settings.topic_prefix}.public.<table>) -> cdc_normalizer "
@@ -70,32 +76,58 @@ def print_summary(settings: PlatformSettings, console: Console) -> bool:
                       str(ops.total(out_topic)))
     console.print(table)
     readings = ops.total(TELEMATICS_READINGS)
-    landing = _count_objects(settings)
     queued = _queue_depth(settings)
+    documents = ops.total(DOCUMENTS_TOPIC)
     other = Table(title="telematics and object streams")
     other.add_column("where"); other.add_column("count", justify="right")
     other.add_row(f"topic {TELEMATICS_READINGS} (readings)", str(readings))
-    other.add_row(f"s3://{settings.landing_bucket}/ (landing files)", str(landing))
-    other.add_row(f"queue {settings.landing_queue} (ObjectCreated notifications waiting)", str(queued))
+    other.add_row(f"topic {TRIPS_TOPIC} (closed trips)", str(ops.total(TRIPS_TOPIC)))
+    other.add_row(f"s3://{settings.landing_bucket}/{settings.landing_incoming_prefix} (landing files)", str(landing))
+    other.add_row(f"topic {DOCUMENTS_TOPIC} (document records from the Lambda)", str(documents))
+    other.add_row(f"queue {settings.landing_queue} (notifications not yet processed)", str(queued))
+    other.add_row(f"topic {FRAUD_ALERTS_TOPIC} (fraud alerts)", str(ops.total(FRAUD_ALERTS_TOPIC)))
     console.print(other)
+    if not drained:
+        console.print("[yellow]the document Lambda had not processed every landing file when the summary was "
+                      "taken[/yellow] (see `claimsctl logs document-lambda`)")
     console.print(
         f"SUMMARY cdc_events={cdc_events} tables_balanced={matching}/{len(CDC_TABLES)} readings={readings} "
-        f"landing_files={landing} notifications={queued} normalized={normalized_total} "
-        f"dead_lettered={ops.total(DEAD_LETTER_TOPIC)}"
+        f"landing_files={landing} documents={documents} normalized={normalized_total} "
+        f"dead_lettered={ops.total(DEAD_LETTER_TOPIC)} notifications_waiting={queued} "
+        f"trips={ops.total(TRIPS_TOPIC)} fraud_alerts={ops.total(FRAUD_ALERTS_TOPIC)}"
     )
-    return cdc_events > 0 and readings > 0 and landing > 0
+    return cdc_events > 0 and readings > 0 and landing > 0 and documents > 0
 
 
 def _count_objects(settings: PlatformSettings) -> int:
+    """Landing files (under the incoming prefix: processed/ and quarantine/ are the Lambda's outputs)."""
     s3 = s3_client(settings)
     total = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.landing_bucket):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.landing_bucket,
+                                                            Prefix=settings.landing_incoming_prefix):
         total += page.get("KeyCount", 0)
     return total
+
+
+def _wait_for_documents(settings: PlatformSettings, files: int, console: Console, timeout_s: float = 240.0) -> bool:
+    """Wait until the document Lambda finished every landing file (OCR takes ~0.3-0.5 s a page here)."""
+    from claimsctl.stack.lambda_runtime import EmbeddedLambda
+
+    function = EmbeddedLambda(settings)
+    deadline = time.monotonic() + timeout_s
+    with console.status("waiting for the document Lambda (OCR) ...") as status:
+        while time.monotonic() < deadline:
+            done = function.counters().get("deleted", 0)
+            status.update(f"document Lambda: {done}/{files} landing files processed")
+            if done >= files and _queue_depth(settings) == 0:
+                return True
+            time.sleep(1.0)
+    return False
 
 
 def _queue_depth(settings: PlatformSettings) -> int:
     sqs = sqs_client(settings)
     url = sqs.get_queue_url(QueueName=settings.landing_queue)["QueueUrl"]
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                  "ApproximateNumberOfMessagesNotVisible"])
+    return sum(int(v) for v in attrs["Attributes"].values())  # waiting + being processed

@@ -22,7 +22,7 @@ from urllib.parse import unquote_plus
 
 
 @dataclass(frozen=True)
-class ObjectRef:
+class NotifiedObject:
     """One object to process. `key_candidates`: the key to try first, then alternatives (see module doc)."""
 
     bucket: str
@@ -43,7 +43,7 @@ class NotificationBatch:
     messages whose body is not a notification at all (kept for quarantine, never retried)."""
 
     is_sqs: bool
-    objects_by_message: dict[str, list[ObjectRef]] = field(default_factory=dict)
+    objects_by_message: dict[str, list[NotifiedObject]] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)   # message id -> reason
     bodies: dict[str, str] = field(default_factory=dict)       # message id -> raw body (for quarantine)
     ignored: int = 0                                           # test events, deletes, other event types
@@ -78,7 +78,7 @@ def parse_invocation(event: Mapping[str, Any]) -> NotificationBatch:
     return batch
 
 
-def _objects_in_body(body: str, batch: NotificationBatch) -> list[ObjectRef]:
+def _objects_in_body(body: str, batch: NotificationBatch) -> list[NotifiedObject]:
     try:
         inner = json.loads(body)
     except json.JSONDecodeError as exc:
@@ -95,7 +95,7 @@ def _objects_in_body(body: str, batch: NotificationBatch) -> list[ObjectRef]:
     raise NotAnObjectEvent("SQS message body is neither an S3 notification nor an EventBridge event")
 
 
-def _s3_objects(event: Mapping[str, Any], batch: NotificationBatch) -> list[ObjectRef]:
+def _s3_objects(event: Mapping[str, Any], batch: NotificationBatch) -> list[NotifiedObject]:
     out = []
     for record in event["Records"]:
         name = str(record.get("eventName", ""))
@@ -104,7 +104,7 @@ def _s3_objects(event: Mapping[str, Any], batch: NotificationBatch) -> list[Obje
             continue
         s3 = record["s3"]
         obj = s3["object"]
-        out.append(ObjectRef(bucket=s3["bucket"]["name"], key_candidates=(unquote_plus(obj["key"]),),
+        out.append(NotifiedObject(bucket=s3["bucket"]["name"], key_candidates=(unquote_plus(obj["key"]),),
                              version_id=obj.get("versionId"), etag=_etag(obj.get("eTag")),
                              size=obj.get("size"), event_name=name))
     return out
@@ -114,7 +114,7 @@ def _is_eventbridge(event: Mapping[str, Any]) -> bool:
     return event.get("source") == "aws.s3" and "detail-type" in event and isinstance(event.get("detail"), dict)
 
 
-def _eventbridge_objects(event: Mapping[str, Any], batch: NotificationBatch) -> list[ObjectRef]:
+def _eventbridge_objects(event: Mapping[str, Any], batch: NotificationBatch) -> list[NotifiedObject]:
     if event["detail-type"] != "Object Created":
         batch.ignored += 1
         return []
@@ -122,7 +122,7 @@ def _eventbridge_objects(event: Mapping[str, Any], batch: NotificationBatch) -> 
     obj = detail["object"]
     raw = obj["key"]
     candidates = tuple(dict.fromkeys((raw, unquote_plus(raw))))
-    return [ObjectRef(bucket=detail["bucket"]["name"], key_candidates=candidates, version_id=obj.get("version-id"),
+    return [NotifiedObject(bucket=detail["bucket"]["name"], key_candidates=candidates, version_id=obj.get("version-id"),
                       etag=_etag(obj.get("etag")), size=obj.get("size"), event_name="Object Created")]
 
 

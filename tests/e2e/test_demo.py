@@ -26,16 +26,17 @@ def _check_demo(settings) -> None:  # noqa: ANN001
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = re.search(
         r"SUMMARY cdc_events=(\d+) tables_balanced=(\d+)/(\d+) readings=(\d+) landing_files=(\d+) "
-        r"notifications=(\d+) normalized=(\d+) dead_lettered=(\d+)",
+        r"documents=(\d+) normalized=(\d+) dead_lettered=(\d+) notifications_waiting=(\d+)",
         result.stdout,
     )
     assert summary, result.stdout[-3000:]
-    cdc_events, balanced, tables, readings, files, notifications, normalized, dead = map(int, summary.groups())
+    cdc_events, balanced, tables, readings, files, documents, normalized, dead, waiting = map(int, summary.groups())
     assert cdc_events > 100
     # A fresh stack: every row in PostgreSQL is accounted for by change events, table by table.
     assert balanced == tables
     assert readings > 0 and files > 0
-    assert notifications == files, "every landing file should have produced one ObjectCreated notification"
+    # Every landing file went S3 -> notification -> queue -> Lambda -> one document record.
+    assert (documents, waiting) == (files, 0)
     # Every raw change event became exactly one normalized record.
     assert (normalized, dead) == (cdc_events, 0)
     status = claimsctl(settings, "status", "--json")

@@ -6,7 +6,6 @@ Tests in this module share one stack and run in file order; the last one takes i
 from __future__ import annotations
 
 import json
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
@@ -14,7 +13,7 @@ from typing import Iterator
 import psycopg
 import pytest
 
-from claims_shared.clients.aws import s3_client, sqs_client
+from claims_shared.clients.aws import s3_client
 from claims_shared.contracts.topics import raw_cdc_topic
 from claims_shared.settings import PlatformSettings
 from claimsctl.stack.embedded import EmbeddedStack
@@ -108,7 +107,7 @@ def test_status_reports_components_topics_and_lag(stack: tuple[EmbeddedStack, st
     report = json.loads(result.stdout)
     components = {c["name"]: c for c in report["components"]}
     assert set(components) == {"objectstore", "queue", "s3-events", "postgres", "broker", "connect", "cdc-normalizer",
-                                "telematics-scorer"}
+                                "telematics-scorer", "document-lambda"}
     for c in components.values():
         assert c["running"] and c["pid"] and c["rss_kib"] > 0, c
     assert components["postgres"]["port"] == st.settings.pg_port
@@ -117,26 +116,20 @@ def test_status_reports_components_topics_and_lag(stack: tuple[EmbeddedStack, st
     assert "consumer_groups" in report
 
 
-def test_landing_upload_notifies_the_queue(stack: tuple[EmbeddedStack, str]) -> None:
+def test_landing_upload_reaches_the_document_lambda_with_its_key_decoded(stack: tuple[EmbeddedStack, str]) -> None:
+    """Upload -> relay notification (form-encoded key) -> queue -> Lambda -> document record naming the exact key."""
+    from claims_shared.contracts.documents import DOCUMENTS_TOPIC, decode_document_record
+    from tests.integration.kafka_helpers import read_topic
+
     st, _ = stack
     s = st.settings
-    key = "incoming/2026/11/25/CLM-T/damage photo é.jpg"
+    key = "incoming/2026/11/25/CLM-T/damage photo é+1.jpg"
     s3_client(s).put_object(Bucket=s.landing_bucket, Key=key, Body=b"\xff\xd8\xff\xe0 not really a jpeg")
-    sqs = sqs_client(s)
-    url = sqs.get_queue_url(QueueName=s.landing_queue)["QueueUrl"]
-    deadline = time.monotonic() + 30
-    records = []
-    while time.monotonic() < deadline and not records:
-        for message in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
-            body = json.loads(message["Body"])
-            records += [r for r in body.get("Records", []) if "photo" in r["s3"]["object"]["key"]]
-    assert records, "no ObjectCreated notification reached the queue"
-    from urllib.parse import unquote_plus
-
-    record = records[0]
-    assert record["eventName"].startswith("ObjectCreated:")
-    assert record["s3"]["bucket"]["name"] == s.landing_bucket
-    assert unquote_plus(record["s3"]["object"]["key"]) == key
+    records = read_topic(s, DOCUMENTS_TOPIC, decode=lambda m: decode_document_record(m.value()),
+                         until=lambda ds: any(d["source"]["key"] == key for d in ds), timeout_s=60)
+    record = next(d for d in records if d["source"]["key"] == key)
+    assert record["source"]["bucket"] == s.landing_bucket
+    assert record["status"] == "quarantined"  # a JPEG header and nothing else
 
 
 def test_data_survives_down_and_up_and_down_leaves_nothing(stack: tuple[EmbeddedStack, str]) -> None:
