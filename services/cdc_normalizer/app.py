@@ -30,11 +30,14 @@ def build_normalizer(settings: PlatformSettings, columns_path: str | None = None
 
 
 def create_app(settings: PlatformSettings, *, web_port: int, columns_path: str | None = None) -> faust.App:
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust creates its datadir, not parents
     app = faust.App(
         # Faust's own consumer group; the record path commits as runner.GROUP_ID ("cdc-normalizer").
         "cdc-normalizer-app",
         broker=f"kafka://{settings.kafka_bootstrap}",
         web_host="127.0.0.1",
+        # Faust keeps local table/offset files here; under the state dir, not the working directory.
+        datadir=str(settings.state_dir / "faust" / "{conf.name}-data"),
         web_port=web_port,
         # Faster group joins than Faust's 60 s default (LOCAL-STACK.md); harmless on real Kafka.
         broker_session_timeout=6,

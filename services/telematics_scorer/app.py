@@ -47,11 +47,14 @@ APP_ID = "telematics-scorer-app"
 def create_app(settings: PlatformSettings, *, web_port: int, config: ScoringConfig | None = None) -> faust.App:
     config = config or scoring_config(settings.scoring_overrides)
     fraud_config = fraud_evidence_config(settings.fraud_evidence_overrides)
+    (settings.state_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust creates its datadir, not parents
     app = faust.App(
         APP_ID,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         web_host="127.0.0.1",
+        # Faust keeps local table/offset files here; under the state dir, not the working directory.
+        datadir=str(settings.state_dir / "faust" / "{conf.name}-data"),
         web_port=web_port,
         broker_session_timeout=6,
         # One record per produced batch. The local broker reports a partition's end as its last batch's base
