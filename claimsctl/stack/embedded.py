@@ -67,6 +67,9 @@ class EmbeddedStack:
             _Adapter("telematics-scorer", EmbeddedService(settings, "telematics-scorer", "services.telematics_scorer",
                                                           settings.scorer_web_port),
                      True, "Faust app + batch loop; driver scores in a changelog table"),
+            _Adapter("object-ingestor", EmbeddedService(settings, "object-ingestor", "services.object_ingestor",
+                                                        settings.ingestor_web_port),
+                     True, "Faust app + batch loops; links/alerts rebuilt from the topics, extract offsets in the broker"),
         ]
 
     def up(self, on_progress: Callable[[str], None] = lambda _: None) -> list[str]:
