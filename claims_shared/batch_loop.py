@@ -25,7 +25,12 @@ BENIGN_CONSUMER_ERRORS = (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR
 Output = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers
 
 
-class DeliveryFailed(RuntimeError):
+class RetryableBatchError(RuntimeError):
+    """A batch failed for a reason outside the records (a dependency is down or slow); it is not committed and is
+    retried with backoff. Raise a subclass from `run_once` for transient trouble with an object store, an API..."""
+
+
+class DeliveryFailed(RetryableBatchError):
     """The broker did not acknowledge every output of a batch; the batch is not committed and will be retried."""
 
 
@@ -69,7 +74,7 @@ class BatchLoop:
                 self.healthy, backoff = True, 0.5
                 if on_batch:
                     on_batch(self.counters)
-            except (KafkaException, DeliveryFailed) as exc:
+            except (KafkaException, RetryableBatchError) as exc:
                 self.healthy, self.last_error = False, str(exc)
                 self.counters["retries"] += 1
                 log.warning("batch failed, retrying in %.1fs: %s", backoff, exc)

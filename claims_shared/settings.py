@@ -77,6 +77,11 @@ class PlatformSettings(BaseSettings):
     # Overrides of the telematics fraud-evidence rules (services/telematics_scorer/fraud_evidence.py), same form,
     # e.g. CLAIMS_FRAUD_EVIDENCE_OVERRIDES='{"far_km": 5, "time_tolerance_s": 3600}'.
     fraud_evidence_overrides: dict[str, float] = {}
+    # Health/metrics port of the object_ingestor service (Faust web).
+    ingestor_web_port: int = 16068
+    # Overrides of object_ingestor's linking and photo-rule thresholds (services/object_ingestor/config.py), same
+    # form, e.g. CLAIMS_INGESTOR_RULE_OVERRIDES='{"phash_max_distance": 6, "far_km": 50}'.
+    ingestor_rule_overrides: dict[str, float] = {}
 
     # Document processing (object stream: lambdas/document_processor, `claimsctl extract-document`). An object over
     # a limit is quarantined with the reason, never half-processed.

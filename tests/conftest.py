@@ -31,6 +31,7 @@ TEST_PORTS = {
     "objectstore_filer_port": 21336 + _OFFSET,
     "normalizer_web_port": 24066 + _OFFSET,
     "scorer_web_port": 24067 + _OFFSET,
+    "ingestor_web_port": 24068 + _OFFSET,
     "lambda_runtime_port": 24010 + _OFFSET,
 }
 

@@ -70,6 +70,9 @@ class EmbeddedStack:
                      True, "Faust app + batch loop; driver scores in a changelog table"),
             _Adapter("document-lambda", EmbeddedLambda(settings), True,
                      "awslambdaric fed from the landing queue; sidecars and records idempotent"),
+            _Adapter("object-ingestor", EmbeddedService(settings, "object-ingestor", "services.object_ingestor",
+                                                        settings.ingestor_web_port),
+                     True, "Faust app + batch loops; links/alerts rebuilt from the topics, extract offsets in the broker"),
         ]
 
     def up(self, on_progress: Callable[[str], None] = lambda _: None) -> list[str]:

@@ -107,7 +107,7 @@ def test_status_reports_components_topics_and_lag(stack: tuple[EmbeddedStack, st
     report = json.loads(result.stdout)
     components = {c["name"]: c for c in report["components"]}
     assert set(components) == {"objectstore", "queue", "s3-events", "postgres", "broker", "connect", "cdc-normalizer",
-                                "telematics-scorer", "document-lambda"}
+                                "telematics-scorer", "document-lambda", "object-ingestor"}
     for c in components.values():
         assert c["running"] and c["pid"] and c["rss_kib"] > 0, c
     assert components["postgres"]["port"] == st.settings.pg_port
