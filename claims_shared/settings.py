@@ -47,6 +47,9 @@ class PlatformSettings(BaseSettings):
     s3_secret_key: SecretStr = SecretStr("claims-secret")
     landing_bucket: str = "claims-landing"
     lake_bucket: str = "claims-lake"
+    # Root of the Delta lake (current/, history/, append/): a local path or s3:// URI. Unset: s3://<lake_bucket>.
+    # Read by `claimsctl sql`, `claimsctl dashboard` and the notebooks (claimsctl.lake_sql).
+    lake_uri: str | None = None
     sqs_endpoint: str | None = "http://127.0.0.1:15000"
     landing_queue: str = "claims-landing-events"
     # Only objects under this prefix are documents to process: the Lambda writes processed/ and quarantine/ into

@@ -333,5 +333,154 @@ def extract_document_command(path: Path, bucket: str | None, key: str | None, ve
         sys.exit(2)
 
 
+# ------------------------------------------------------------------------------------------------ serving the lake
+
+
+@main.command("sql")
+@click.argument("query")
+@click.option("--as-of", "as_of", default=None, metavar="VERSION|TIMESTAMP",
+              help="Time-travel the current tables: a Delta version (e.g. 3) or an ISO-8601 time (2026-05-01T12:00Z).")
+@click.option("--lake", default=None, metavar="PATH_OR_S3_URI",
+              help="Lake root (local path or s3://bucket[/prefix]). Default: CLAIMS_LAKE_URI, else s3://CLAIMS_LAKE_BUCKET.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--dialect", type=click.Choice(["trino", "duckdb"]), default="trino", show_default=True,
+              help="SQL dialect of QUERY: Trino (as in production, transpiled) or DuckDB as is.")
+def sql_command(query: str, as_of: str | None, lake: str | None, fmt: str, dialect: str) -> None:
+    """Run a SQL query over the lake on this machine, with the production views (live.*, gold.*).
+
+    Every lake table is registered first (lake_current.*, lake_history.*, lake_append.*), then the Trino views of
+    infra/trino/views, run on DuckDB with its delta extension. Reads the embedded S3 store (CLAIMS_S3_*) or a
+    local path. Example: claimsctl sql "SELECT * FROM gold.claims_sla WHERE is_overdue" --format csv
+    """
+    from claimsctl.lake_sql import LakeSQLError, connect
+    from claimsctl.lake_sql.output import to_csv, to_json, to_rich_table
+
+    try:
+        with connect(lake, as_of=as_of, settings=_settings()) as engine:
+            if engine.missing_tables:
+                err.print(f"[dim]not in the lake yet (empty): {', '.join(engine.missing_tables)}[/dim]")
+            result = engine.arrow(query, dialect=dialect)
+    except LakeSQLError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if fmt == "csv":
+        click.echo(to_csv(result), nl=False)
+    elif fmt == "json":
+        click.echo(to_json(result), nl=False)
+    else:
+        console.print(to_rich_table(result))
+        err.print(f"[dim]{result.num_rows} rows[/dim]")
+
+
+@main.group("lake")
+def lake_group() -> None:
+    """Lake serving assets: generated Trino scripts and views, a sample lake."""
+
+
+@lake_group.command("generate")
+@click.option("--lake", default=None, metavar="S3_URI",
+              help="Lake root the Trino registrations point at. Default: s3://CLAIMS_LAKE_BUCKET.")
+def lake_generate_command(lake: str | None) -> None:
+    """Regenerate infra/trino/views/live.*.sql, infra/trino/register-tables.sql and create-views.sql.
+
+    The live views come from the contracts (one per lake table); create-views.sql concatenates every view file in
+    dependency order. Run after changing a contract, a table list or a view file; a test checks they are current.
+    """
+    from claimsctl.lake_sql.views import write_generated
+
+    root = lake or f"s3://{_settings().lake_bucket}"
+    for path in write_generated(root):
+        click.echo(str(path))
+
+
+@lake_group.command("sample")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def lake_sample_command(directory: Path) -> None:
+    """Write a small sample lake (all layouts, known facts) to DIRECTORY, to try the views without a stack.
+
+    Then: claimsctl sql --lake DIRECTORY "SELECT * FROM gold.claim_360"
+    """
+    from claimsctl.lake_sql.sample_lake import write_sample_lake
+
+    if directory.exists() and any(directory.iterdir()):
+        raise click.ClickException(f"{directory} is not empty: give a new directory")
+    facts = write_sample_lake(directory)
+    click.echo(f"sample lake written to {facts.root}")
+
+
+@main.command("dashboard")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=Path("dashboard.html"),
+              show_default=True, help="HTML file to write.")
+@click.option("--lake", default=None, metavar="PATH_OR_S3_URI", help="Lake root (default as for `claimsctl sql`).")
+@click.option("--as-of", "as_of", default=None, metavar="VERSION|TIMESTAMP", help="Time-travel the current tables.")
+def dashboard_command(output: Path, lake: str | None, as_of: str | None) -> None:
+    """Render the Metabase dashboards (infra/metabase/*.json) as one self-contained HTML page with charts.
+
+    Same questions, same SQL as Metabase, run on the embedded engine; inline SVG charts, no network needed to view.
+    """
+    from claimsctl.dashboards import load_dashboards, render_html
+    from claimsctl.lake_sql import LakeSQLError, connect
+
+    try:
+        with connect(lake, as_of=as_of, settings=_settings()) as engine:
+            page = render_html(load_dashboards(), engine)
+    except LakeSQLError as exc:
+        raise click.ClickException(str(exc)) from exc
+    output.write_text(page)
+    click.echo(f"wrote {output}")
+
+
+@main.group("metabase")
+def metabase_group() -> None:
+    """Metabase dashboards as code (infra/metabase/*.json)."""
+
+
+@metabase_group.command("provision")
+@click.option("--url", required=True, help="Metabase base URL, e.g. http://localhost:3000")
+@click.option("--user", required=True, help="Metabase admin e-mail.")
+@click.option("--password", required=True, prompt=True, hide_input=True, help="Metabase password (prompted if absent).")
+@click.option("--trino-host", default="trino", show_default=True, help="Trino host as Metabase reaches it.")
+@click.option("--trino-port", default=8080, show_default=True, type=int)
+@click.option("--trino-user", default="metabase", show_default=True)
+def metabase_provision_command(url: str, user: str, password: str, trino_host: str, trino_port: int,
+                               trino_user: str) -> None:
+    """Create or update the Trino database, the questions and the dashboards in Metabase (idempotent by name).
+
+    Questions are native Trino SQL over the views (gold.*, live.*); re-running updates them in place.
+    """
+    from claimsctl.dashboards import load_dashboards
+    from claimsctl.dashboards.metabase import MetabaseClient, MetabaseError, TrinoConnection, provision
+
+    try:
+        client = MetabaseClient.login(url, user, password)
+        summary = provision(client, load_dashboards(), TrinoConnection(trino_host, trino_port, trino_user))
+    except MetabaseError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for line in summary:
+        click.echo(line)
+
+
+@main.command("notebook")
+@click.option("--port", default=8888, show_default=True, type=int)
+@click.option("--lake", default=None, metavar="PATH_OR_S3_URI", help="Lake the notebooks read (sets CLAIMS_LAKE_URI).")
+def notebook_command(port: int, lake: str | None) -> None:
+    """Start JupyterLab on notebooks/ (claim 360, claim history, telematics around a loss, fraud alerts).
+
+    Needs the notebook extra: pip install -c constraints.txt -e '.[notebook]'. The notebooks use claimsctl.lake_sql.
+    """
+    import os
+    import shutil
+
+    from claims_shared.settings import PROJECT_ROOT
+
+    jupyter = shutil.which("jupyter-lab") or shutil.which("jupyter-lab", path=str(Path(sys.executable).parent))
+    if jupyter is None:
+        raise click.ClickException("JupyterLab is not installed: pip install -c constraints.txt -e '.[notebook]'")
+    env = dict(os.environ)
+    if lake:
+        env["CLAIMS_LAKE_URI"] = lake
+    os.execve(jupyter, [jupyter, "--notebook-dir", str(PROJECT_ROOT / "notebooks"), "--ip", "127.0.0.1",
+                        "--port", str(port), "--no-browser"], env)
+
+
 if __name__ == "__main__":
     main()

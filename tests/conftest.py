@@ -62,3 +62,25 @@ def stack_settings() -> Iterator[PlatformSettings]:
     state = make_state_dir("claims-test-")
     yield isolated_settings(state)
     subprocess.run(["rm", "-rf", str(state)], check=False)
+
+
+def free_port_in(first: int, last: int) -> int:
+    """A port in [first, last] nothing listens on now (for throwaway test servers)."""
+    import socket
+
+    for port in range(first, last + 1):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{last}")
+
+
+@pytest.fixture(scope="session")
+def sample_lake(tmp_path_factory: pytest.TempPathFactory):
+    """A small lake in every documented layout with known facts (claimsctl/lake_sql/sample_lake.py)."""
+    from claimsctl.lake_sql.sample_lake import write_sample_lake
+
+    return write_sample_lake(tmp_path_factory.mktemp("lake"))

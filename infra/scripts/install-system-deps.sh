@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages the embedded stack needs, only those that are missing.
-# PostgreSQL server (CDC source), a JDK (Kafka Connect + Debezium), tesseract and poppler (OCR), DejaVu fonts.
+# PostgreSQL server (CDC source), a JDK (Kafka Connect + Debezium), tesseract and poppler (OCR), DejaVu fonts,
+# Chromium (the headless check of `claimsctl dashboard`'s HTML page).
 set -euo pipefail
 
 missing=()
@@ -11,6 +12,8 @@ command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 # The fonts the simulator and the document tests draw claim forms with.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf ] || missing+=(fonts-dejavu-core)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+# Headless browser for the dashboard page test (tests/unit/test_dashboard_html.py).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # Debian's python3 ships without venv/ensurepip; `make install` creates .venv with it.
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 
