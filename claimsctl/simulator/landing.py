@@ -178,19 +178,31 @@ def render_damage_photo(
 ) -> bytes:
     """A JPEG 'photo' of a damaged car with EXIF DateTimeOriginal, GPS position and camera Make/Model."""
     w, h = 800, 600
-    img = Image.new("RGB", (w, h), (rng.randint(90, 140), rng.randint(110, 160), rng.randint(150, 210)))
+    # Scenes differ in their coarse structure (horizon, scenery, framing, car size), as real photos do: a perceptual
+    # hash looks at exactly that, so identical compositions would make unrelated claims' photos look re-used.
+    horizon = int(h * rng.uniform(0.35, 0.75))
+    img = Image.new("RGB", (w, h), tuple(rng.randint(60, 230) for _ in range(3)))
     draw = ImageDraw.Draw(img)
-    draw.rectangle((0, h * 0.62, w, h), fill=(rng.randint(60, 90),) * 3)  # road
+    for _ in range(rng.randint(2, 6)):  # buildings, walls, hedges behind the car
+        bx, bw, bh = rng.randint(-200, w), rng.randint(120, 420), rng.randint(60, horizon)
+        draw.rectangle((bx, horizon - bh, bx + bw, horizon), fill=tuple(rng.randint(20, 240) for _ in range(3)))
+    draw.rectangle((0, horizon, w, h), fill=(rng.randint(40, 130),) * 3)  # road or car park
+    scale = rng.uniform(0.55, 1.45)  # wide shot to close-up
     body = tuple(rng.randint(30, 220) for _ in range(3))
-    x0, y0 = rng.randint(80, 180), rng.randint(230, 300)
-    draw.rounded_rectangle((x0, y0, x0 + 520, y0 + 170), radius=40, fill=body)
-    draw.polygon([(x0 + 120, y0), (x0 + 190, y0 - 90), (x0 + 380, y0 - 90), (x0 + 450, y0)], fill=body)
-    for cx in (x0 + 110, x0 + 420):
-        draw.ellipse((cx - 50, y0 + 120, cx + 50, y0 + 220), fill=(20, 20, 20))
+    x0 = rng.randint(int(-200 * scale), int(w - 400 * scale))
+    y0 = horizon - int(rng.uniform(0.2, 0.9) * 170 * scale)
+
+    def box(*pts: float) -> list[tuple[float, float]]:
+        return [(x0 + pts[i] * scale, y0 + pts[i + 1] * scale) for i in range(0, len(pts), 2)]
+
+    draw.rounded_rectangle(box(0, 0, 520, 170), radius=int(40 * scale), fill=body)
+    draw.polygon(box(120, 0, 190, -90, 380, -90, 450, 0), fill=body)
+    for cx in (110, 420):
+        draw.ellipse(box(cx - 50, 120, cx + 50, 220), fill=(20, 20, 20))
     for _ in range(rng.randint(3, 9)):  # dents and scratches
-        sx, sy = rng.randint(x0, x0 + 500), rng.randint(y0, y0 + 160)
-        draw.line((sx, sy, sx + rng.randint(-90, 90), sy + rng.randint(-40, 40)), fill=(200, 200, 200),
-                  width=rng.randint(2, 6))
+        sx, sy = rng.randint(0, 500), rng.randint(0, 160)
+        draw.line(box(sx, sy, sx + rng.randint(-90, 90), sy + rng.randint(-40, 40)), fill=(200, 200, 200),
+                  width=max(1, int(rng.randint(2, 6) * scale)))
     make, model = rng.choice(_PHONES)
     exif = Image.Exif()
     exif[0x010F] = make
