@@ -139,6 +139,10 @@ class ManagedProcess:
         while time.monotonic() < deadline and _group_alive(pid):
             time.sleep(0.1)
         if _group_alive(pid):
+            # Say so in the component's log: a hard kill skips its shutdown (flushes, commits), which explains
+            # repeats or lost in-memory state after the next start.
+            with open(self.logfile, "a") as log:
+                log.write(f"[claimsctl] {self.name} did not stop within {timeout_s:.0f}s of SIGTERM: SIGKILL\n")
             _signal_group(pid, signal.SIGKILL)
             end = time.monotonic() + 5
             while time.monotonic() < end and _group_alive(pid):

@@ -29,8 +29,9 @@ class EmbeddedService:
         )
 
     def stop(self) -> bool:
-        # Faust stops gracefully on SIGTERM: the current batch is flushed and committed first.
-        return self.proc.stop(timeout_s=30)
+        # Faust stops gracefully on SIGTERM: the current batch is flushed and committed first (the batch loop may
+        # need its full flush timeout on a busy machine, hence the generous wait).
+        return self.proc.stop(timeout_s=60)
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health", timeout=2) as response:
