@@ -90,6 +90,10 @@ def create_app(settings: PlatformSettings, *, web_port: int, config: ScoringConf
                 score_counters["score_updates_repeated"] += 1  # a trip already folded in (replay after a crash)
                 continue
             driver_scores[trip.vehicle_id] = after.to_dict()
+            # The table's changelog record is only queued ("send soon"); wait until the broker has it before the
+            # score is published, so a score anyone has seen is one a restarted table recovers (at 1 update per
+            # trip the wait costs nothing).
+            await app.producer.flush()
             await scores_out.send(key=trip.vehicle_id.encode(),
                                   value=encode_record(DRIVER_SCORE_SCHEMA, driver_score_record(after, trip.trip_id)),
                                   headers=schema_headers(DRIVER_SCORE_SCHEMA))
