@@ -201,6 +201,25 @@ def test_photo_reused_on_two_claims_raises_one_alert_on_the_later_claim(stack: E
     assert mine[records[2]["document_id"]]["claim_id"] == second_id
 
 
+def test_uploads_flow_through_the_lambda_to_a_photo_reuse_alert(stack: EmbeddedStack) -> None:
+    """The whole object stream, nothing produced by hand: upload -> S3 notification -> queue -> awslambdaric ->
+    handler -> claims.documents.v1 -> object_ingestor -> claims.fraud-alerts.v1."""
+    s = stack.settings
+    loss = {"loss_time": utc("2026-03-11T14:00:00"), "loss_local_time": "2026-03-11T15:00:00", "lat": PARIS[0],
+            "lon": PARIS[1]}
+    _, [(first_id, first_no), (second_id, second_no)] = insert_claims(s, [loss, loss])
+    taken = datetime(2026, 3, 11, 15, 20)
+    s3 = s3_client(s)
+    s3.put_object(Bucket=s.landing_bucket, Key=landing_key(first_no, "front bumper.jpg", "2026/03/11"),
+                  Body=photo(111, taken_local=taken, lat=PARIS[0], lon=PARIS[1]))
+    s3.put_object(Bucket=s.landing_bucket, Key=landing_key(second_no, "IMG_0107.jpg", "2026/03/12"),
+                  Body=photo(111, taken_local=taken, lat=PARIS[0], lon=PARIS[1], quality=60, size=(480, 360)))
+    alerts = alerts_for(stack, {first_id, second_id}, at_least=1, settle_s=5, timeout_s=180)
+    assert [(a["claim_id"], a["rule"]) for a in alerts] == [(second_id, PHOTO_REUSED)]
+    evidence = json.loads(alerts[0]["evidence_json"])
+    assert evidence["other_claim_id"] == first_id
+
+
 def test_photo_before_the_loss_or_far_from_it_raises_alerts(stack: EmbeddedStack) -> None:
     s = stack.settings
     with_local = {"loss_time": utc("2026-03-12T09:30:00"), "loss_local_time": "2026-03-12T10:30:00",
