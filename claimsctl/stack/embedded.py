@@ -12,6 +12,7 @@ from typing import Callable, Protocol
 from claims_shared.settings import PlatformSettings
 from claimsctl.stack.broker import EmbeddedBroker
 from claimsctl.stack.connect import EmbeddedConnect
+from claimsctl.stack.lakehouse import EmbeddedCompactor, EmbeddedSpark
 from claimsctl.stack.objectstore import EmbeddedObjectStore, EmbeddedQueue, LandingEventRelay
 from claimsctl.stack.postgres import EmbeddedPostgres
 from claimsctl.stack.process import ComponentStatus, StackError, rss_kib
@@ -67,6 +68,9 @@ class EmbeddedStack:
             _Adapter("telematics-scorer", EmbeddedService(settings, "telematics-scorer", "services.telematics_scorer",
                                                           settings.scorer_web_port),
                      True, "Faust app + batch loop; driver scores in a changelog table"),
+            _Adapter("spark", EmbeddedSpark(settings), True, "Spark Connect (pysail); tables in the lake"),
+            _Adapter("delta-compactor", EmbeddedCompactor(settings), True,
+                     f"Kafka -> Delta at {settings.lake_root_uri}; offsets in the lake"),
         ]
 
     def up(self, on_progress: Callable[[str], None] = lambda _: None) -> list[str]:
