@@ -6,7 +6,7 @@ CLAIMSCTL := $(VENV)/bin/claimsctl
 DEMO_SECONDS ?= 30
 DEMO_SEED ?= 7
 
-.PHONY: install system-deps demo test test-unit test-integration up down status clean help bench-normalizer bench-telematics bench-ocr
+.PHONY: install system-deps demo test test-unit test-integration up down status clean help bench-normalizer bench-telematics bench-ocr bench-freshness
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -43,6 +43,9 @@ bench-telematics: install  ## telematics replay path vs numpy pass, and the serv
 
 bench-ocr: install  ## document pipeline vs bare tesseract CLI per scanned page, and photos/s, one core
 	$(PY) -m bench.ocr
+
+bench-freshness: install  ## PostgreSQL commit -> current Delta table latency under simulator load; MERGE vs bare delta-rs
+	$(PY) -m bench.freshness
 
 up: install  ## start the embedded stack
 	$(CLAIMSCTL) up

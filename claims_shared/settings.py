@@ -97,6 +97,23 @@ class PlatformSettings(BaseSettings):
     document_ocr_dpi: int = 200  # resolution PDF pages without a text layer are rendered at for OCR
     document_max_text_chars: int = 200_000  # text kept in a record (Kafka messages stay well under 1 MB)
 
+    # Lakehouse (services/delta_compactor, `claimsctl compact|maintain|reconcile`).
+    # Spark Connect endpoint the compactor writes through (embedded: a pysail server; compose: Spark Connect).
+    spark_remote: str = "sc://127.0.0.1:15002"
+    # Root of the Delta tables; empty means s3://<lake_bucket> on CLAIMS_S3_ENDPOINT. A local directory works too.
+    lake_root: str = ""
+    # Longest the compactor keeps gathering records after the first one arrives before it writes a batch (seconds),
+    # and the most records in one batch. Smaller is fresher; larger makes fewer, bigger Delta commits.
+    compactor_trigger_s: float = 0.1
+    compactor_max_batch: int = 20000
+    # Tables the compactor writes at the same time within one batch (each table's writes stay in order).
+    compactor_parallel_tables: int = 8
+    # `claimsctl maintain`: VACUUM keeps files a reader of a version this recent may still need (hours, >= 168
+    # unless you know no reader or time travel goes back further).
+    lake_vacuum_retention_hours: int = 168
+    # Embedded stack only: port of the pysail Spark Connect server (must match CLAIMS_SPARK_REMOTE's port).
+    spark_port: int = 15002
+
     # Kafka Connect / Debezium.
     connector_name: str = "claims-postgres"
     connect_heap_mb: int = 384
@@ -107,6 +124,11 @@ class PlatformSettings(BaseSettings):
     objectstore_master_port: int = 19333
     objectstore_volume_port: int = 18080
     objectstore_filer_port: int = 18888
+
+    @property
+    def lake_root_uri(self) -> str:
+        """Where the lake's tables live: CLAIMS_LAKE_ROOT, else s3://<lake_bucket>."""
+        return (self.lake_root or f"s3://{self.lake_bucket}").rstrip("/")
 
     @property
     def pg_dsn(self) -> str:
@@ -148,6 +170,7 @@ class PlatformSettings(BaseSettings):
 EMBEDDED_ONLY_FIELDS = frozenset({
     "state_dir", "connect_heap_mb", "broker_storage",
     "objectstore_master_port", "objectstore_volume_port", "objectstore_filer_port", "lambda_runtime_port",
+    "spark_port",
 })
 
 

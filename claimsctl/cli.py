@@ -31,7 +31,8 @@ def main() -> None:
 
 @main.command()
 def up() -> None:
-    """Start the embedded stack (PostgreSQL, broker, Debezium/Connect, S3, queue). Idempotent."""
+    """Start the embedded stack (PostgreSQL, broker, Debezium/Connect, S3, queue, stream services, Spark, the Delta
+    compactor). Idempotent."""
     from claimsctl.stack.embedded import EmbeddedStack
 
     stack = EmbeddedStack(_settings())
@@ -113,12 +114,14 @@ def status(as_json: bool) -> None:
 @click.argument("component")
 @click.option("-n", "--lines", default=40, show_default=True, help="How many lines from the end.")
 def logs(component: str, lines: int) -> None:
-    """Print the end of a component's log (postgres, broker, connect, objectstore, queue, s3-events)."""
+    """Print the end of a component's log (postgres, broker, connect, objectstore, queue, s3-events, cdc-normalizer,
+    telematics-scorer, spark, delta-compactor)."""
     from claimsctl.stack.process import tail
 
     path = _settings().state_dir / "logs" / f"{component}.log"
     if not path.exists():
-        err.print(f"no log at {path}; components: postgres, broker, connect, objectstore, queue, s3-events")
+        err.print(f"no log at {path}; components: postgres, broker, connect, objectstore, queue, s3-events, "
+                  "cdc-normalizer, telematics-scorer, spark, delta-compactor")
         sys.exit(1)
     console.print(tail(path, lines), markup=False, highlight=False)
 
@@ -480,6 +483,144 @@ def notebook_command(port: int, lake: str | None) -> None:
         env["CLAIMS_LAKE_URI"] = lake
     os.execve(jupyter, [jupyter, "--notebook-dir", str(PROJECT_ROOT / "notebooks"), "--ip", "127.0.0.1",
                         "--port", str(port), "--no-browser"], env)
+
+
+# ------------------------------------------------------------------------------------------------ lakehouse
+
+
+def _exit_now(code: int) -> None:
+    """Exit without interpreter teardown: delta-rs was seen to abort (rc 134) at exit after its work committed."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Stop once the topics are read to idleness (no record for 3 s).")
+@click.option("--from-beginning", is_flag=True,
+              help="Ignore the offsets recorded in the lake and re-read every topic (idempotent: adds nothing twice).")
+def compact(once: bool, from_beginning: bool) -> None:
+    """Run the Delta compactor (Kafka -> Delta Lake) in the foreground, with progress. Ctrl-C stops it after the
+    batch in flight. The embedded stack also runs it as the `delta-compactor` component: both can run at once
+    (they take turns on the lake lock; every write is idempotent)."""
+    import signal
+    import threading
+
+    from rich.live import Live
+
+    from services.delta_compactor.__main__ import spark_session
+    from services.delta_compactor.job import CompactorJob
+    from services.delta_compactor.lake_lock import LakeLock, lake_lock_path
+
+    settings = _settings()
+    try:
+        job = CompactorJob(settings, lambda: spark_session(settings.spark_remote), from_beginning=from_beginning,
+                           lock=LakeLock(lake_lock_path(settings.state_dir)))
+        job.start()
+    except Exception as exc:  # nothing reachable: say what to check
+        err.print(f"[red]compact could not start:[/red] {exc}\nIs the stack up (Spark at {settings.spark_remote}, "
+                  f"broker at {settings.kafka_bootstrap})? Try `claimsctl status`.")
+        sys.exit(1)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    t0 = time.monotonic()
+
+    def line() -> str:
+        c = job.counters
+        last = job.last_batch
+        return (f"compacting into {settings.lake_root_uri}: {c['batches']} batches, {c['records']} records "
+                f"({c['cdc_changes']} CDC changes, {c['append_rows']} append rows, {c['dead_lettered']} dead-lettered"
+                f"{', ' + str(c['retries']) + ' retries' if c['retries'] else ''})"
+                f"{f'; last batch {last.records} in {last.seconds:.2f}s' if last else ''}; {time.monotonic() - t0:.0f}s")
+
+    try:
+        with Live(line(), console=console, refresh_per_second=4) as live:
+            job.run(stop, once=once, on_batch=lambda *_: live.update(line()))
+            live.update(line())
+    finally:
+        job.close()
+    if not job.healthy:
+        err.print(f"[red]last batch failed:[/red] {job.last_error}")
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--retention-hours", type=int, default=None,
+              help="VACUUM keeps files younger than this (default CLAIMS_LAKE_VACUUM_RETENTION_HOURS, 168).")
+@click.option("--table", "tables", multiple=True, help="Only this table (e.g. current/claims); repeatable.")
+def maintain(retention_hours: int | None, tables: tuple[str, ...]) -> None:
+    """Compact small files, Z-order, VACUUM and checkpoint the lake's Delta tables (delta-rs; embedded stack).
+
+    Holds the lake lock per table, so the compactor pauses between its batches while a table is maintained.
+    """
+    from claimsctl.lake.maintenance import maintain_lake
+    from services.delta_compactor.lake_lock import LakeLock, lake_lock_path
+
+    settings = _settings()
+    retention = settings.lake_vacuum_retention_hours if retention_hours is None else retention_hours
+    if retention < 168:
+        err.print(f"[yellow]VACUUM retention {retention} h is below 7 days: time travel to older versions, and "
+                  f"readers still on them, lose their files.[/yellow]")
+    t = Table(title=f"lake maintenance ({settings.lake_root_uri}, vacuum retention {retention} h)")
+    for col in ("table", "files before", "files after", "vacuumed", "version", "seconds"):
+        t.add_column(col)
+    try:
+        results = maintain_lake(
+            settings, retention_hours=retention, lock=LakeLock(lake_lock_path(settings.state_dir)),
+            only=set(tables) or None,
+            on_table=lambda r: console.print(f"  {r['table']}: {r['files_before']} -> {r['files_after']} files, "
+                                             f"{r['vacuumed']} vacuumed ({r['seconds']}s)"),
+        )
+    except Exception as exc:
+        err.print(f"[red]maintain failed:[/red] {exc}")
+        _exit_now(1)
+    for r in results:
+        t.add_row(r["table"], str(r["files_before"]), str(r["files_after"]), str(r["vacuumed"]), str(r["version"]),
+                  str(r["seconds"]))
+    console.print(t)
+    _exit_now(0)
+
+
+@main.command()
+@click.option("--wait", "wait_s", type=float, default=0.0, show_default=True,
+              help="Keep comparing for up to this many seconds until equal (the compactor may be catching up).")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@click.option("--limit", type=int, default=10, show_default=True, help="Differences shown per table and kind.")
+def reconcile(wait_s: float, as_json: bool, limit: int) -> None:
+    """Compare every PostgreSQL table with its current Delta table: row counts and per-row hashes of the normalized
+    values (PII tokenized as the normalizer does; tombstones excluded). Exit status 0 only when all are equal."""
+    from claimsctl.lake.reconcile import diffs_as_json, reconcile_until_equal
+
+    settings = _settings()
+    try:
+        diffs = reconcile_until_equal(settings, wait_s)
+    except Exception as exc:
+        err.print(f"[red]reconcile failed:[/red] {exc}\nIs the stack up? Try `claimsctl status`.")
+        _exit_now(2)
+    if as_json:
+        print(diffs_as_json(diffs, limit))
+        _exit_now(0 if all(d.equal for d in diffs) else 1)
+    t = Table(title=f"PostgreSQL vs lake ({settings.lake_root_uri})")
+    for col in ("table", "rows in PG", "rows in lake", "missing", "extra", "different", "equal"):
+        t.add_column(col)
+    for d in diffs:
+        t.add_row(d.table, str(d.pg_rows), str(d.lake_rows), str(len(d.missing)), str(len(d.extra)),
+                  str(len(d.different)), "[green]yes[/green]" if d.equal else "[red]no[/red]")
+    console.print(t)
+    for d in diffs:
+        for key in d.missing[:limit]:
+            console.print(f"{d.table}: missing in the lake: {key}", markup=False)
+        for key in d.extra[:limit]:
+            console.print(f"{d.table}: extra in the lake: {key}", markup=False)
+        for key, columns in d.different[:limit]:
+            console.print(f"{d.table}: different {key}: {', '.join(columns)}", markup=False)
+    equal = all(d.equal for d in diffs)
+    console.print(f"RECONCILE tables={len(diffs)} equal={sum(d.equal for d in diffs)} "
+                  f"result={'equal' if equal else 'different'}", markup=False)
+    _exit_now(0 if equal else 1)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,11 @@ TEST_PORTS = {
     "scorer_web_port": 24067 + _OFFSET,
     "ingestor_web_port": 24068 + _OFFSET,
     "lambda_runtime_port": 24010 + _OFFSET,
+    "spark_port": 24100 + _OFFSET,
+    "spark_remote": f"sc://127.0.0.1:{24100 + _OFFSET}",
 }
+# Spark Connect server of tests/integration/test_delta_compactor.py (its own, outside any stack).
+WRITER_TEST_SPARK_PORT = 26150 + _OFFSET
 
 
 def make_state_dir(prefix: str) -> Path:

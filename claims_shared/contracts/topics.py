@@ -22,6 +22,9 @@ TELEMATICS_READINGS = "telematics.readings.v1"
 FRAUD_ALERTS = "claims.fraud-alerts.v1"
 # One document record per landing object (lambdas/document_processor), keyed by document_id.
 DOCUMENT_RECORDS = "claims.documents.v1"
+# Records delta_compactor cannot decode or apply, with the reason and the original bytes (JSON, same shape as
+# claims.cdc.dead-letter.v1).
+LAKE_DEAD_LETTER = "claims.lake.dead-letter.v1"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ OWNED_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(TELEMATICS_READINGS, partitions=4, config={"retention.ms": str(7 * 24 * 3600 * 1000)}),
     TopicSpec(FRAUD_ALERTS, partitions=4, config={"retention.ms": str(400 * 24 * 3600 * 1000)}),
     TopicSpec(DOCUMENT_RECORDS, partitions=4),
+    TopicSpec(LAKE_DEAD_LETTER, partitions=1, config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
 )
 
 

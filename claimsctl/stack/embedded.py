@@ -13,6 +13,7 @@ from claims_shared.settings import PlatformSettings
 from claimsctl.stack.broker import EmbeddedBroker
 from claimsctl.stack.connect import EmbeddedConnect
 from claimsctl.stack.lambda_runtime import EmbeddedLambda
+from claimsctl.stack.lakehouse import EmbeddedCompactor, EmbeddedSpark
 from claimsctl.stack.objectstore import EmbeddedObjectStore, EmbeddedQueue, LandingEventRelay
 from claimsctl.stack.postgres import EmbeddedPostgres
 from claimsctl.stack.process import ComponentStatus, StackError, rss_kib
@@ -73,6 +74,9 @@ class EmbeddedStack:
             _Adapter("object-ingestor", EmbeddedService(settings, "object-ingestor", "services.object_ingestor",
                                                         settings.ingestor_web_port),
                      True, "Faust app + batch loops; links/alerts rebuilt from the topics, extract offsets in the broker"),
+            _Adapter("spark", EmbeddedSpark(settings), True, "Spark Connect (pysail); tables in the lake"),
+            _Adapter("delta-compactor", EmbeddedCompactor(settings), True,
+                     f"Kafka -> Delta at {settings.lake_root_uri}; offsets in the lake"),
         ]
 
     def up(self, on_progress: Callable[[str], None] = lambda _: None) -> list[str]:

@@ -1,6 +1,6 @@
 """Delta table layouts of one CDC entity, derived from its Avro contract, and canonical values -> Arrow columns.
 
-Two tables per entity (`LakeLayout`): `current/<table>` (SCD1: one row per primary key, deletes kept as tombstones
+Two tables per entity (`LakeLayout`; plus `append/<name>` for the other streams, see append_tables.py): `current/<table>` (SCD1: one row per primary key, deletes kept as tombstones
 with `_deleted = true` so a late or replayed older change can never bring a row back) and `history/<table>` (SCD2:
 one row per change). Plus `_compactor_offsets` (topic, partition, next_offset).
 
@@ -76,6 +76,10 @@ class LakeLayout:
 
     def offsets(self) -> str:
         return f"{self.root.rstrip('/')}/_compactor_offsets"
+
+    def append(self, name: str) -> str:
+        """Append-only table of a non-CDC stream (services/delta_compactor/append_tables.py)."""
+        return f"{self.root.rstrip('/')}/append/{name}"
 
 
 Converter = Callable[[Any], Any]

@@ -29,12 +29,14 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from services.delta_compactor.append_tables import PARTITION_COLUMN, AppendTable, table_schema, unique_by_key
 from services.delta_compactor.lake_schema import (
     EXTRA_COLUMNS,
     OFFSETS_SCHEMA,
     EntityColumns,
     LakeLayout,
     arrow_table,
+    arrow_type,
     entity_columns,
     ms_to_datetime,
 )
@@ -59,6 +61,14 @@ class TableReport:
 class ApplyReport:
     tables: dict[str, TableReport] = field(default_factory=dict)
     offsets: tuple[OffsetMark, ...] = ()
+
+
+def _conform(table: Any, schema: T.StructType) -> Any:
+    """An Arrow table read back from the server, cast to the exact Arrow types `arrow_table` builds for `schema`."""
+    import pyarrow as pa
+
+    target = pa.schema([pa.field(f.name, arrow_type(f.dataType)) for f in schema.fields])
+    return table.select(target.names).cast(target)
 
 
 def _quote_path(path: str) -> str:
@@ -86,18 +96,10 @@ class DeltaLakeWriter:
     # ---------------------------------------------------------------------------------------------- public
 
     def apply(self, plan: BatchPlan) -> ApplyReport:
-        """Write every table of the plan (history, then current), then the offsets. Raises LakeWriteError."""
+        """Write every table of the plan (see `apply_table`), then the offsets. Raises LakeWriteError."""
         report = ApplyReport()
         for table, table_plan in plan.tables.items():
-            columns = entity_columns(table)
-            try:
-                report.tables[table] = TableReport(
-                    history_rows_written=self.merge_history(columns, table_plan),
-                    current_rows=self.merge_current(columns, table_plan),
-                    truncated=table_plan.truncate is not None,
-                )
-            except PySparkException as exc:
-                raise LakeWriteError(f"writing {table}: {exc}") from exc
+            report.tables[table] = self.apply_table(table_plan)
         if plan.offsets:
             try:
                 self.record_offsets(plan.offsets)
@@ -106,6 +108,27 @@ class DeltaLakeWriter:
             report.offsets = plan.offsets
         log.info("batch applied", extra={"tables": {t: vars(r) for t, r in report.tables.items()}})
         return report
+
+    def apply_table(self, table_plan: TablePlan) -> TableReport:
+        """Write one table's part of a plan (current and history, in the order below); tables are independent, so
+        callers may write several at once. Raises LakeWriteError."""
+        columns = entity_columns(table_plan.table)
+        try:
+            if any(r.keep_target or r.filled_from for r in table_plan.current):
+                # The SCD1 rows take some values from the target row: the history stitch must correct (refill) the
+                # stored current row first.
+                history = self.merge_history(columns, table_plan)
+                current = self.merge_current(columns, table_plan)
+            else:
+                # Every SCD1 row carries all its values, so the current MERGE does not depend on the history stitch
+                # (a later refill addresses the stored row by event id, which a newer row has replaced): write the
+                # current table first, it is what readers wait for.
+                current = self.merge_current(columns, table_plan)
+                history = self.merge_history(columns, table_plan)
+            return TableReport(history_rows_written=history, current_rows=current,
+                               truncated=table_plan.truncate is not None)
+        except PySparkException as exc:
+            raise LakeWriteError(f"writing {table_plan.table}: {exc}") from exc
 
     def read_offsets(self) -> dict[tuple[str, int], int]:
         """(topic, partition) -> next offset to read, as recorded after the last applied batch ({} if none)."""
@@ -193,34 +216,39 @@ class DeltaLakeWriter:
         if not rows:
             return 0
         keys = list(columns.key_columns)
+        names = [f.name for f in schema.fields]
         stored = self.spark.read.format("delta").load(path)
         with self._view(arrow_table(rows, schema), schema) as new_view:
             new = self.spark.table(new_view)
-            existing = stored.join(new.select(*keys).distinct(), keys, "left_semi")
-            fresh = new.join(existing.select("_event_id"), "_event_id", "left_anti")
-            versions = existing.withColumn("_stored", F.lit(True)).unionByName(
-                fresh.withColumn("_stored", F.lit(False))
-            )
-            refill = sorted(
-                {r["c"] for r in versions.select(F.explode("_unchanged").alias("c")).distinct().collect()}
-                & set(columns.names)
-            )
-            changes = self._stitch(versions, keys, refill, [f.name for f in schema.fields])
-            with self._view_of(changes) as changes_view:
-                written = self.spark.table(changes_view).count()
-                if written and refill:
-                    # Before the history MERGE: `changes` is lazy and compares against the stored history.
-                    self._refill_current(columns, changes_view, refill)
-                if written:
-                    sets = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in ("_valid_to", "_is_current", *refill))
-                    names = [f.name for f in schema.fields]
-                    self.spark.sql(
-                        f"MERGE INTO {_quote_path(path)} AS t USING {changes_view} AS s "
-                        f"ON t._event_id = s._event_id "
-                        f"WHEN MATCHED THEN UPDATE SET {sets} "
-                        f"WHEN NOT MATCHED THEN INSERT ({', '.join(map(_q, names))}) "
-                        f"VALUES ({', '.join('s.' + _q(n) for n in names)})"
-                    ).collect()
+            # One scan of the stored history: the touched keys' versions come to the client and go back up as a
+            # local relation, so the stitch, its row count and the MERGE source do not each re-read the table.
+            existing_arrow = stored.join(new.select(*keys).distinct(), keys, "left_semi").select(*names).toArrow()
+            with self._view(_conform(existing_arrow, schema), schema) as existing_view:
+                existing = self.spark.table(existing_view)
+                fresh = new.join(existing.select("_event_id"), "_event_id", "left_anti")
+                versions = existing.withColumn("_stored", F.lit(True)).unionByName(
+                    fresh.withColumn("_stored", F.lit(False))
+                )
+                unchanged = {c for cols in existing_arrow.column("_unchanged").to_pylist() if cols for c in cols}
+                unchanged.update(c for r in rows for c in r["_unchanged"])
+                refill = sorted(unchanged & set(columns.names))
+                changes_schema = T.StructType([*schema.fields, T.StructField("_stored", T.BooleanType())])
+                changes = self._stitch(versions, keys, refill, names).select(*changes_schema.fieldNames())
+                changes_arrow = changes.toArrow()
+        written = changes_arrow.num_rows
+        if not written:
+            return 0
+        with self._view(_conform(changes_arrow, changes_schema), changes_schema) as changes_view:
+            if refill:
+                self._refill_current(columns, changes_view, refill)
+            sets = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in ("_valid_to", "_is_current", *refill))
+            self.spark.sql(
+                f"MERGE INTO {_quote_path(path)} AS t USING {changes_view} AS s "
+                f"ON t._event_id = s._event_id "
+                f"WHEN MATCHED THEN UPDATE SET {sets} "
+                f"WHEN NOT MATCHED THEN INSERT ({', '.join(map(_q, names))}) "
+                f"VALUES ({', '.join('s.' + _q(n) for n in names)})"
+            ).collect()
         return written
 
     def _refill_current(self, columns: EntityColumns, changes_view: str, refill: list[str]) -> None:
@@ -342,16 +370,43 @@ class DeltaLakeWriter:
                 f"VALUES (s.topic, s.`partition`, s.next_offset, s.updated_at)"
             ).collect()
 
+    # ---------------------------------------------------------------------------------------------- append tables
+
+    def merge_append(self, table: AppendTable, rows: list[dict[str, Any]]) -> int:
+        """Insert the rows whose key the append table does not hold yet (a replay adds nothing); returns the rows
+        offered. `rows` come from `append_tables.flatten_record`."""
+        path = self.layout.append(table.name)
+        schema = table_schema(table)
+        self._ensure_table(path, schema, partition_by=PARTITION_COLUMN)
+        rows = unique_by_key(table, rows)
+        if not rows:
+            return 0
+        names = [f.name for f in schema.fields]
+        on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in table.key)
+        try:
+            with self._view(arrow_table(rows, schema), schema) as view:
+                self.spark.sql(
+                    f"MERGE INTO {_quote_path(path)} AS t USING {view} AS s ON {on} "
+                    f"WHEN NOT MATCHED THEN INSERT ({', '.join(map(_q, names))}) "
+                    f"VALUES ({', '.join('s.' + _q(n) for n in names)})"
+                ).collect()
+        except PySparkException as exc:
+            raise LakeWriteError(f"writing append table {table.name}: {exc}") from exc
+        return len(rows)
+
     # ---------------------------------------------------------------------------------------------- plumbing
 
-    def _ensure_table(self, path: str, schema: T.StructType) -> None:
+    def _ensure_table(self, path: str, schema: T.StructType, *, partition_by: str | None = None) -> None:
         """Create the Delta table at `path` (empty, with `schema`) unless it exists."""
         if path in self._ready:
             return
         try:
             self.spark.read.format("delta").load(path).schema  # noqa: B018 - the probe is the point
         except AnalysisException:
-            self.spark.createDataFrame([], schema).write.format("delta").mode("append").save(path)
+            writer = self.spark.createDataFrame([], schema).write.format("delta").mode("append")
+            if partition_by:
+                writer = writer.partitionBy(partition_by)
+            writer.save(path)
         self._ready.add(path)
 
     class _TempView:

@@ -29,7 +29,9 @@ from tests.cdc_changes import TABLE, TOPIC, change, claim_id, claim_row, consume
 
 pytestmark = pytest.mark.integration
 
-SAIL_PORT = 26150  # the range 26100-26199 is reserved for these tests' Spark Connect servers
+from tests.conftest import WRITER_TEST_SPARK_PORT
+
+SAIL_PORT = WRITER_TEST_SPARK_PORT  # 26150 + CLAIMS_TEST_PORT_OFFSET
 
 
 def _port_open(port: int) -> bool:
@@ -42,7 +44,7 @@ def _port_open(port: int) -> bool:
 def spark() -> Iterator[SparkSession]:
     """A pysail Spark Connect server in its own process (as a cluster would be), and a session on it."""
     if _port_open(SAIL_PORT):
-        pytest.fail(f"port {SAIL_PORT} is taken; stop whatever listens there (these tests own 26100-26199)")
+        pytest.fail(f"port {SAIL_PORT} is taken; stop whatever listens there (CLAIMS_TEST_PORT_OFFSET shifts it)")
     workdir = tempfile.mkdtemp(prefix="pysail-")  # its cwd: a session catalog would put spark-warehouse/ there
     log = open(os.path.join(workdir, "server.log"), "wb")
     server = subprocess.Popen(

@@ -107,7 +107,8 @@ def test_status_reports_components_topics_and_lag(stack: tuple[EmbeddedStack, st
     report = json.loads(result.stdout)
     components = {c["name"]: c for c in report["components"]}
     assert set(components) == {"objectstore", "queue", "s3-events", "postgres", "broker", "connect", "cdc-normalizer",
-                                "telematics-scorer", "document-lambda", "object-ingestor"}
+                                "telematics-scorer", "document-lambda", "object-ingestor", "spark",
+                                "delta-compactor"}
     for c in components.values():
         assert c["running"] and c["pid"] and c["rss_kib"] > 0, c
     assert components["postgres"]["port"] == st.settings.pg_port
@@ -138,7 +139,8 @@ def test_data_survives_down_and_up_and_down_leaves_nothing(stack: tuple[Embedded
     s3_client(s).put_object(Bucket=s.landing_bucket, Key="incoming/keep-me.csv", Body=b"a,b\n1,2\n")
     pids = [status.pid for status, _, _ in st.statuses()]
     ports = [s.pg_port, int(s.kafka_bootstrap.rsplit(":", 1)[1]), int(s.s3_endpoint.rsplit(":", 1)[1]),
-             int(s.sqs_endpoint.rsplit(":", 1)[1]), s.objectstore_master_port, s.objectstore_filer_port]
+             int(s.sqs_endpoint.rsplit(":", 1)[1]), s.objectstore_master_port, s.objectstore_filer_port,
+             s.spark_port]
 
     result = claimsctl(s, "down")
     assert result.returncode == 0, result.stderr
