@@ -1,5 +1,5 @@
-"""Sample records of the append-table streams (trips, events, driver scores, documents, fraud alerts), encoded with
-their contracts, for the compactor's tests."""
+"""Sample records of the append-table streams (trips, events, driver scores, documents, fraud alerts, extract rows),
+encoded with their contracts, for the compactor's tests."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from claims_shared.contracts.avro import SCHEMA_HEADER
 from claims_shared.contracts.documents import DOCUMENT_RECORD_SCHEMA, encode_document_record
 from claims_shared.contracts.fraud import FRAUD_ALERT_SCHEMA
+from claims_shared.contracts.objects import EXTRACT_ROW_SCHEMA, encode_extract_row
 from claims_shared.contracts.telematics import DRIVER_SCORE_SCHEMA, EVENT_SCHEMA, TRIP_SCHEMA, encode_record
 
 T0 = 1_780_000_000_000  # 2026-05-28T20:26:40Z
@@ -58,17 +59,30 @@ def fraud_alert(n: int, claim_id: str = "c-1") -> dict[str, Any]:
             "loss_lat": 48.85, "loss_lon": 2.35, "claim_change_ts": T0, "detected_at": T0 + 1000 * n}
 
 
+def extract_row(n: int) -> dict[str, Any]:
+    from datetime import date
+    from decimal import Decimal
+
+    return {"row_id": f"doc_1:{n + 1}", "document_id": "doc_1", "source_bucket": "claims-landing",
+            "source_key": "incoming/2026/03/02/batches/invoices.csv", "line_number": n + 1, "format": "csv",
+            "record_type": "repair_shop_invoice", "invoice_id": f"INV-00001-{n:04d}", "claim_number": "CLM-2026-0000001",
+            "repair_shop": "Garage du Nord", "invoice_date": date(2026, 3, 1), "amount": Decimal("123.40"),
+            "vat_amount": Decimal("24.68"), "currency": "EUR", "vin": None}
+
+
 def encoded(schema: str, record: dict[str, Any]) -> bytes:
     if schema == DOCUMENT_RECORD_SCHEMA:
         return encode_document_record(record)
+    if schema == EXTRACT_ROW_SCHEMA:
+        return encode_extract_row(record)[1]
     return encode_record(schema, record)
 
 
 SCHEMAS = {"telematics_trips": TRIP_SCHEMA, "telematics_events": EVENT_SCHEMA,
            "driver_scores": DRIVER_SCORE_SCHEMA, "documents": DOCUMENT_RECORD_SCHEMA,
-           "fraud_alerts": FRAUD_ALERT_SCHEMA}
+           "fraud_alerts": FRAUD_ALERT_SCHEMA, "extract_rows": EXTRACT_ROW_SCHEMA}
 BUILDERS = {"telematics_trips": trip, "telematics_events": event, "driver_scores": driver_score,
-            "documents": document, "fraud_alerts": fraud_alert}
+            "documents": document, "fraud_alerts": fraud_alert, "extract_rows": extract_row}
 
 
 def headers(schema: str) -> list[tuple[str, bytes]]:
