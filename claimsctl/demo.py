@@ -87,16 +87,37 @@ def print_summary(settings: PlatformSettings, console: Console) -> bool:
     other.add_row(f"queue {settings.landing_queue} (notifications not yet processed)", str(queued))
     other.add_row(f"topic {FRAUD_ALERTS_TOPIC} (fraud alerts)", str(ops.total(FRAUD_ALERTS_TOPIC)))
     console.print(other)
+    lake_tables = _reconcile_lake(settings, console)
     if not drained:
         console.print("[yellow]the document Lambda had not processed every landing file when the summary was "
                       "taken[/yellow] (see `claimsctl logs document-lambda`)")
-    console.print(
+    console.print(  # one line whatever the terminal width: scripts and the tests parse it
         f"SUMMARY cdc_events={cdc_events} tables_balanced={matching}/{len(CDC_TABLES)} readings={readings} "
         f"landing_files={landing} documents={documents} normalized={normalized_total} "
         f"dead_lettered={ops.total(DEAD_LETTER_TOPIC)} notifications_waiting={queued} "
-        f"trips={ops.total(TRIPS_TOPIC)} fraud_alerts={ops.total(FRAUD_ALERTS_TOPIC)}"
+        f"trips={ops.total(TRIPS_TOPIC)} fraud_alerts={ops.total(FRAUD_ALERTS_TOPIC)} "
+        f"lake_tables_equal={lake_tables}/{len(CDC_TABLES)}",
+        soft_wrap=True,
     )
     return cdc_events > 0 and readings > 0 and landing > 0 and documents > 0
+
+
+def _reconcile_lake(settings: PlatformSettings, console: Console, wait_s: float = 120.0) -> int:
+    """`claimsctl reconcile`: how many current Delta tables equal their PostgreSQL table (compactor caught up)."""
+    from claimsctl.lake.reconcile import reconcile_until_equal
+
+    with console.status("reconciling the lake with PostgreSQL ...") as status:
+        diffs = reconcile_until_equal(
+            settings, wait_s,
+            on_attempt=lambda ds: status.update(f"lake tables equal to PostgreSQL: {sum(d.equal for d in ds)}/{len(ds)}"))
+    table = Table(title="PostgreSQL vs the lake's current Delta tables (claimsctl reconcile)")
+    for col in ("table", "rows in PG", "rows in lake", "missing", "extra", "different", "equal"):
+        table.add_column(col, justify="left" if col == "table" else "right")
+    for d in diffs:
+        table.add_row(d.table, str(d.pg_rows), str(d.lake_rows), str(len(d.missing)), str(len(d.extra)),
+                      str(len(d.different)), "[green]yes[/green]" if d.equal else "[red]no[/red]")
+    console.print(table)
+    return sum(d.equal for d in diffs)
 
 
 def _count_objects(settings: PlatformSettings) -> int:

@@ -26,17 +26,21 @@ def _check_demo(settings) -> None:  # noqa: ANN001
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = re.search(
         r"SUMMARY cdc_events=(\d+) tables_balanced=(\d+)/(\d+) readings=(\d+) landing_files=(\d+) "
-        r"documents=(\d+) normalized=(\d+) dead_lettered=(\d+) notifications_waiting=(\d+)",
+        r"documents=(\d+) normalized=(\d+) dead_lettered=(\d+) notifications_waiting=(\d+) "
+        r"trips=\d+ fraud_alerts=\d+ lake_tables_equal=(\d+)/(\d+)",
         result.stdout,
     )
     assert summary, result.stdout[-3000:]
-    cdc_events, balanced, tables, readings, files, documents, normalized, dead, waiting = map(int, summary.groups())
+    (cdc_events, balanced, tables, readings, files, documents, normalized, dead, waiting, lake_equal,
+     lake_tables) = map(int, summary.groups())
     assert cdc_events > 100
     # A fresh stack: every row in PostgreSQL is accounted for by change events, table by table.
     assert balanced == tables
     assert readings > 0 and files > 0
     # Every landing file went S3 -> notification -> queue -> Lambda -> one document record.
     assert (documents, waiting) == (files, 0)
+    # The compactor caught up: every current Delta table equals its PostgreSQL table (claimsctl reconcile).
+    assert lake_equal == lake_tables == tables
     # Every raw change event became exactly one normalized record.
     assert (normalized, dead) == (cdc_events, 0)
     status = claimsctl(settings, "status", "--json")
