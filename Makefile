@@ -6,7 +6,7 @@ CLAIMSCTL := $(VENV)/bin/claimsctl
 DEMO_SECONDS ?= 30
 DEMO_SEED ?= 7
 
-.PHONY: install system-deps demo test test-unit test-integration up down status clean help bench-normalizer bench-telematics bench-ocr bench-freshness
+.PHONY: install system-deps demo test test-unit test-integration test-faults up down status clean help bench-normalizer bench-telematics bench-ocr bench-freshness
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -26,14 +26,17 @@ install: system-deps $(VENV)/.installed  ## create .venv with the claimsctl entr
 demo: install  ## start the embedded stack, run a short simulation, print a summary, stop
 	$(CLAIMSCTL) demo --duration $(DEMO_SECONDS) --seed $(DEMO_SEED)
 
-test: install  ## run the whole test suite (starts and stops its own components)
-	$(PY) -m pytest tests
+test: install  ## run the test suite with the CI subset of the fault suite (starts and stops its own components)
+	$(PY) -m pytest tests -m "not faults or ci_subset"
 
 test-unit: install
 	$(PY) -m pytest tests/unit
 
 test-integration: install
 	$(PY) -m pytest tests/integration tests/e2e
+
+test-faults: install  ## every fault of tests/faults (kill -9, poison, replay, outages) under load; prints the FAULTS table (CLAIMS_FAULTS_SCALE=N for N times the load)
+	$(PY) -m pytest tests/faults -m faults
 
 bench-normalizer: install  ## normalizer service vs plain confluent-kafka loop, one core each
 	$(PY) -m bench.normalizer

@@ -24,6 +24,11 @@ BENIGN_CONSUMER_ERRORS = (KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR
 
 Output = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]  # topic, key, value, headers
 
+# With every broker down, librdkafka's consume() returns nothing and raises nothing (it reconnects in the
+# background), so an idle loop cannot tell "no input" from "no broker". After this long without input the loop asks
+# the broker for metadata, and reports itself unhealthy (/health, `claimsctl status`) while that fails.
+BROKER_PROBE_IDLE_S = 5.0
+
 
 class RetryableBatchError(RuntimeError):
     """A batch failed for a reason outside the records (a dependency is down or slow); it is not committed and is
@@ -39,6 +44,10 @@ class BatchLoop:
 
     consumer: Consumer
     producer: Producer
+    # Makes the producer again after a fatal error (subclasses set it next to `producer`): librdkafka's fatal
+    # errors (e.g. PRODUCER_FENCED, which the local broker returned to every idempotent producer after its object
+    # store had been away, found by tests/faults) poison the instance for good; only a new one can produce again.
+    producer_factory: Callable[[], Producer] | None = None
 
     def __init__(self) -> None:
         self.counters: Counter = Counter()
@@ -48,6 +57,7 @@ class BatchLoop:
         self.first_message_at: float | None = None
         self.last_batch_done_at: float | None = None
         self._delivery_errors: list[str] = []
+        self._producer_fatal = False
 
     def run_once(self, timeout_s: float = 1.0) -> int:
         """One batch; returns the number of input messages handled (0 when none arrived)."""
@@ -68,19 +78,45 @@ class BatchLoop:
     def run(self, stop: threading.Event, on_batch: Callable[[Counter], None] | None = None) -> None:
         """Process batches until `stop` is set. Broker trouble is retried with backoff, never fatal."""
         backoff = 0.5
+        last_probe = time.monotonic()
         while not stop.is_set():
             try:
-                self.run_once(timeout_s=0.5)
-                self.healthy, backoff = True, 0.5
+                handled = self.run_once(timeout_s=0.5)
+                now = time.monotonic()
+                if handled:
+                    self.healthy, backoff, last_probe = True, 0.5, now
+                elif now - last_probe >= BROKER_PROBE_IDLE_S:
+                    last_probe = now
+                    problem = self.broker_problem()
+                    if problem:
+                        if self.healthy:
+                            log.warning("%s", problem)
+                        self.healthy, self.last_error = False, problem
+                        self.counters["broker_unreachable"] += 1
+                    else:
+                        self.healthy, backoff = True, 0.5
                 if on_batch:
                     on_batch(self.counters)
             except (KafkaException, RetryableBatchError) as exc:
                 self.healthy, self.last_error = False, str(exc)
                 self.counters["retries"] += 1
                 log.warning("batch failed, retrying in %.1fs: %s", backoff, exc)
+                if self._producer_fatal and self.producer_factory is not None:
+                    log.warning("producer hit a fatal error: replacing it with a new instance")
+                    self.producer = self.producer_factory()
+                    self._producer_fatal = False
+                    self.counters["producer_renewed"] += 1
                 self.rewind_to_committed()
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+    def broker_problem(self, timeout_s: float = 3.0) -> str | None:
+        """None when the broker answers a metadata request, else why not (see BROKER_PROBE_IDLE_S)."""
+        try:
+            self.consumer.list_topics(timeout=timeout_s)
+            return None
+        except KafkaException as exc:
+            return f"broker unreachable (retrying in the background): {exc.args[0] if exc.args else exc}"
 
     def poll(self, batch_size: int, timeout_s: float) -> list[Message]:
         """Consume up to `batch_size` messages; drops benign error events, raises on real ones."""
@@ -137,6 +173,8 @@ class BatchLoop:
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             self._delivery_errors.append(str(err))
+            if err.fatal() or err.code() == KafkaError.PRODUCER_FENCED:
+                self._producer_fatal = True
 
 
 def serve_batch_loop(app: Any, make_loop: Callable[[], BatchLoop],

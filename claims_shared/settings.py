@@ -6,6 +6,7 @@ real Kafka, S3 and PostgreSQL is a matter of setting these variables, never of c
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 
@@ -150,6 +151,9 @@ class PlatformSettings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            if isinstance(value, (dict, list)):
+                # Complex fields are parsed back from the environment as JSON (str() would give Python's repr).
+                value = json.dumps(value)
             env[f"CLAIMS_{name.upper()}"] = "" if value is None else str(value)
         return env
 

@@ -70,13 +70,16 @@ def status(as_json: bool) -> None:
     settings = _settings()
     stack = EmbeddedStack(settings)
     rows = stack.statuses()
+    # Services answer /health: "up" alone would hide a service that runs but cannot reach the broker.
+    health = {c.name: c.health() for c in stack.components}
     broker_up = stack.broker.proc.is_running()
     topics = topic_counts(settings) if broker_up else []
     lags = group_lags(settings) if broker_up else []
     if as_json:
         print(json.dumps({
             "components": [
-                {"name": s.name, "running": s.running, "pid": s.pid, "port": s.port, "rss_kib": rss,
+                {"name": s.name, "running": s.running, "healthy": health[s.name][0],
+                 "health_detail": health[s.name][1], "pid": s.pid, "port": s.port, "rss_kib": rss,
                  "durable": durable, "note": s.detail}
                 for s, rss, durable in rows
             ],
@@ -91,8 +94,12 @@ def status(as_json: bool) -> None:
     for col in ("component", "state", "port", "pid", "RSS MiB", "data"):
         table.add_column(col)
     for st, rss, _ in rows:
+        healthy, why = health[st.name]
+        state = "[green]up[/green]" if st.running else "[red]down[/red]"
+        if st.running and healthy is False:
+            state = f"[yellow]up, unhealthy[/yellow] ({why[:80]})"
         table.add_row(
-            st.name, "[green]up[/green]" if st.running else "[red]down[/red]",
+            st.name, state,
             str(st.port or "-"), str(st.pid or "-"), f"{rss / 1024:.0f}" if rss else "-", st.detail,
         )
     console.print(table)

@@ -6,7 +6,6 @@ what the scorer computes with, by reading with the same schema minus the logical
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 from functools import cache
@@ -16,6 +15,7 @@ import fastavro
 import orjson
 
 from claims_shared.contracts.avro import SCHEMA_DIR, SCHEMA_HEADER, encode
+from claims_shared.contracts.dead_letters import original_fields
 from claims_shared.contracts.topics import TELEMATICS_READINGS, TopicSpec
 
 READINGS_TOPIC = TELEMATICS_READINGS
@@ -81,9 +81,9 @@ def encode_record(name: str, record: dict[str, Any]) -> bytes:
 
 def dead_letter_value(*, error_class: str, reason: str, topic: str, partition: int, offset: int,
                       key: bytes | None, value: bytes | None) -> bytes:
-    """JSON dead-letter body (same shape as claims.cdc.dead-letter.v1): reason, source and original bytes (base64)."""
-    b64 = lambda data: None if data is None else base64.b64encode(data).decode()
+    """JSON dead-letter body (same shape as claims.cdc.dead-letter.v1): reason, source and original bytes (base64,
+    cut when huge: see claims_shared/contracts/dead_letters.py)."""
     return orjson.dumps({
         "error_class": error_class, "reason": reason, "source_topic": topic, "source_partition": partition,
-        "source_offset": offset, "original_key_b64": b64(key), "original_value_b64": b64(value),
+        "source_offset": offset, **original_fields(key, value),
     })

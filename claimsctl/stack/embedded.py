@@ -47,6 +47,18 @@ class _Adapter:
     def status(self) -> ComponentStatus:
         return self.impl.proc.status(self.note)  # type: ignore[attr-defined]
 
+    def health(self) -> tuple[bool | None, str]:
+        """(healthy, why not) from the component's own health check; (None, "") when it has none.
+
+        A stream service whose process runs but cannot reach the broker is up and unhealthy: `status` must say so.
+        """
+        probe = getattr(self.impl, "health", None)
+        if probe is None:
+            return None, ""
+        if not self.status().running:
+            return False, "not running"
+        return probe()
+
 
 class EmbeddedStack:
     def __init__(self, settings: PlatformSettings) -> None:

@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger("claims.lambda_runtime")
 
@@ -133,14 +133,29 @@ class RuntimeApi:
             self._generation += 1
             self._cond.notify_all()
 
-    def invoke(self, event: dict[str, Any], timeout_s: float) -> Invocation:
-        """Hand `event` to the function; returns when it answered or `timeout_s` passed (outcome "")."""
+    def invoke(self, event: dict[str, Any], timeout_s: float,
+               alive: Callable[[], bool] = lambda: True) -> Invocation:
+        """Hand `event` to the function; returns when it answered, when `timeout_s` passed (outcome ""), or as soon
+        as `alive()` says the execution environment died (outcome "error", `Runtime.ExitError`, as AWS reports a
+        runtime that exited mid-invocation; without this a killed function held its batch for the whole timeout)."""
         invocation = Invocation(str(uuid.uuid4()), json.dumps(event).encode(),
                                 int((time.time() + timeout_s) * 1000))
         with self._cond:
             self._work = invocation
             self._cond.notify_all()
-        invocation.done.wait(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while not invocation.done.wait(min(0.5, max(deadline - time.monotonic(), 0.0))):
+            if time.monotonic() >= deadline:
+                break
+            if not alive():
+                with self._cond:
+                    if self._work is invocation:
+                        self._work = None
+                self.in_flight.pop(invocation.request_id, None)
+                if not invocation.done.is_set():
+                    invocation.outcome = "error"
+                    invocation.result = b'{"errorType":"Runtime.ExitError","errorMessage":"runtime exited"}'
+                    return invocation
         if not invocation.done.is_set():
             # Not picked up or not answered in time: withdraw it so a new environment does not get it.
             with self._cond:
@@ -261,7 +276,8 @@ def run(handler: str) -> None:
                 continue
             counters["invocations"] += 1
             counters["messages"] += len(received)
-            invocation = api.invoke(sqs_event(received, queue_arn, settings.s3_region), settings.lambda_timeout_s)
+            invocation = api.invoke(sqs_event(received, queue_arn, settings.s3_region), settings.lambda_timeout_s,
+                                    alive=lambda: function.proc is not None and function.proc.poll() is None)
             if not invocation.outcome:
                 counters["timeouts"] += 1
                 log.error("invocation %s timed out after %ss: replacing the execution environment",

@@ -64,7 +64,11 @@ class EmbeddedPostgres:
 
     def stop(self) -> bool:
         if self.proc.is_running():
-            self.drop_replication_slots()
+            # Only slots nobody reads: a restart of PostgreSQL under a running Connect must keep the connector's
+            # slot, or Debezium finds its offset "no longer available on the server", its task dies and the
+            # changes of the restart window are never captured (found by tests/faults). `down` releases the
+            # connector's slot first, after checking it holds nothing unshipped (EmbeddedConnect.release_slot).
+            self.drop_replication_slots(inactive_only=True)
         # SIGTERM to postgres is a "smart" shutdown that waits for clients; SIGINT is "fast", which is what
         # we want, but the generic stop sends SIGTERM then SIGKILL. pg_ctl does it properly.
         pid = self.proc.pid()
@@ -143,13 +147,15 @@ class EmbeddedPostgres:
         with psycopg.connect(self.superuser_conninfo(), connect_timeout=3) as conn:
             return [(r[0], r[1]) for r in conn.execute("SELECT slot_name, active FROM pg_replication_slots")]
 
-    def drop_replication_slots(self) -> list[str]:
-        """Drop every slot of this cluster: an inactive slot keeps WAL forever. Debezium re-creates its slot
-        and resumes from its stored offset (no re-snapshot) when the offset is still available."""
+    def drop_replication_slots(self, *, inactive_only: bool = False) -> list[str]:
+        """Drop the slots of this cluster (with `inactive_only`, those no client is streaming from): an inactive
+        slot keeps WAL forever. Dropping a slot a connector still needs makes Debezium refuse to resume (its offset
+        is "no longer available"), so only `down`'s path, which checked the slot first, drops the connector's."""
         dropped = []
+        query = "SELECT slot_name FROM pg_replication_slots" + (" WHERE NOT active" if inactive_only else "")
         try:
             with psycopg.connect(self.superuser_conninfo(), connect_timeout=3, autocommit=True) as conn:
-                for (slot,) in conn.execute("SELECT slot_name FROM pg_replication_slots").fetchall():
+                for (slot,) in conn.execute(query).fetchall():
                     conn.execute(
                         "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
                         "WHERE slot_name = %s AND active_pid IS NOT NULL", (slot,)

@@ -6,8 +6,9 @@ answers PutBucketNotificationConfiguration as if it were CreateBucket and stores
 
 How it works: `weed filer.meta.tail` streams the filer's metadata log (one protobuf-JSON object per change) for
 `/buckets/<bucket>/`; each change that creates or overwrites an object becomes one AWS-shaped S3 event message
-(`{"Records": [...]}`, same fields and key encoding as AWS) sent to the queue. The `tsNs` of the last handled
-change is kept in a checkpoint file and the tail resumes from it, so a restarted relay neither loses nor repeats
+(`{"Records": [...]}`, same fields and key encoding as AWS) sent to the queue. What was handled (the highest
+`tsNs` and the changes of the second below it: the log is not strictly ordered, see `SeenEvents`) is kept in a
+checkpoint file and the tail resumes from it, so a restarted relay neither loses nor repeats
 notifications, except that a crash between "sent" and "checkpoint written" repeats one message (at-least-once,
 which is also what S3 promises: consumers must be idempotent).
 
@@ -29,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -210,22 +211,70 @@ class JsonObjectStream:
         self._buffer = self._buffer[pos:]
 
 
+# How far out of order the filer's metadata log may deliver events (and the tail's replay overlap on restart).
+REORDER_WINDOW_NS = 1_000_000_000
+
+
+@dataclass
+class SeenEvents:
+    """Which filer events were handled, for a log whose `tsNs` are NOT monotonic.
+
+    Concurrent writes reach the metadata log slightly out of order: an event can carry a `tsNs` below one delivered
+    before it (seen: 0.7 ms, three uploads of one claim at once). Skipping "everything at or below the last tsNs"
+    silently lost those notifications. Kept instead: the highest tsNs handled, and the identities of the events
+    handled within REORDER_WINDOW_NS below it; an event is new unless it is one of those or older than the window.
+    """
+
+    high: int | None = None
+    recent: dict[str, int] = field(default_factory=dict)  # identity -> tsNs
+
+    @staticmethod
+    def identity(event: Mapping[str, Any]) -> str:
+        notification = event.get("eventNotification") or {}
+        entry = notification.get("newEntry") or notification.get("oldEntry") or {}
+        directory = notification.get("newParentPath") or event.get("directory") or ""
+        return f"{int(event.get('tsNs') or 0)}|{directory}|{entry.get('name') or ''}"
+
+    def is_new(self, event: Mapping[str, Any]) -> bool:
+        if self.high is None:
+            return True
+        ts_ns = int(event.get("tsNs") or 0)
+        return ts_ns > self.high - REORDER_WINDOW_NS and self.identity(event) not in self.recent
+
+    def mark(self, event: Mapping[str, Any]) -> None:
+        ts_ns = int(event.get("tsNs") or 0)
+        self.high = ts_ns if self.high is None else max(self.high, ts_ns)
+        self.recent[self.identity(event)] = ts_ns
+        floor = self.high - REORDER_WINDOW_NS
+        for ident in [i for i, ts in self.recent.items() if ts <= floor]:
+            del self.recent[ident]
+
+
 @dataclass
 class Checkpoint:
-    """The `tsNs` of the last filer event handled, kept in one small file (atomic replace)."""
+    """The handled filer events (`SeenEvents`: highest tsNs + the recent ones), kept in one small file."""
 
     path: Path
 
     def load(self) -> int | None:
+        seen = self.load_seen()
+        return seen.high
+
+    def load_seen(self) -> SeenEvents:
         try:
-            return int(json.loads(self.path.read_text())["ts_ns"])
+            doc = json.loads(self.path.read_text())
         except FileNotFoundError:
-            return None
+            return SeenEvents()
+        return SeenEvents(int(doc["ts_ns"]), {str(k): int(v) for k, v in (doc.get("recent") or {}).items()})
 
     def save(self, ts_ns: int) -> None:
+        self.save_seen(SeenEvents(ts_ns))
+
+    def save_seen(self, seen: SeenEvents) -> None:
+        assert seen.high is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ts_ns": ts_ns, "at": _iso_millis(ts_ns)}))
+        tmp.write_text(json.dumps({"ts_ns": seen.high, "at": _iso_millis(seen.high), "recent": seen.recent}))
         os.replace(tmp, self.path)
 
 
@@ -268,13 +317,15 @@ def run_relay(
 ) -> None:
     """Relay until `stop` is set; (re)starts the tail from the checkpoint whenever it ends or sending fails."""
     checkpoint = Checkpoint(config.checkpoint)
-    last = replay_since_ns if replay_since_ns is not None else checkpoint.load()
+    # A replay re-sends everything after replay_since_ns: as if events up to it had been handled, none after.
+    seen = checkpoint.load_seen() if replay_since_ns is None else SeenEvents(replay_since_ns + REORDER_WINDOW_NS)
     backoff = 0.5
     while not stop.is_set():
         if not source_ready():
             # Reading the metadata log before the volume server has registered silently skips log files.
             stop.wait(1.0)
             continue
+        last = seen.high
         argv = tail_command(config.weed, config.filer, config.bucket, last, time.time_ns())
         log.info(json.dumps({"msg": "tail starting", "since_ns": last, "argv": argv}))
         # Same process group as the relay: stopping the relay's group also stops the tail.
@@ -291,7 +342,7 @@ def run_relay(
                     break
                 for event in stream.feed(chunk):
                     ts_ns = int(event.get("tsNs") or 0)
-                    if last is not None and ts_ns <= last:
+                    if not seen.is_new(event):
                         continue
                     message = s3_event_from_filer_event(event, bucket=config.bucket, region=config.region,
                                                         prefix=config.prefix)
@@ -299,8 +350,8 @@ def run_relay(
                         send(json.dumps(message, separators=(",", ":")))
                         obj = message["Records"][0]["s3"]["object"]
                         log.info(json.dumps({"msg": "notified", "key": obj["key"], "size": obj["size"], "ts_ns": ts_ns}))
-                    checkpoint.save(ts_ns)
-                    last = ts_ns
+                    seen.mark(event)
+                    checkpoint.save_seen(seen)
                 backoff = 0.5
         except Exception as exc:  # queue unreachable etc.: restart the tail from the checkpoint after a pause
             log.warning(json.dumps({"msg": "relay error, restarting from checkpoint", "error": repr(exc)}))

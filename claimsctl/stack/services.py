@@ -37,6 +37,23 @@ class EmbeddedService:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health", timeout=2) as response:
             return response.status == 200
 
+    def health(self) -> tuple[bool, str]:
+        """(healthy, last error) from /health (503 with a reason while a batch loop keeps failing)."""
+        import urllib.error
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/health", timeout=2) as response:
+                body = json.loads(response.read() or b"{}")
+                return bool(body.get("healthy", True)), str(body.get("last_error", ""))
+        except urllib.error.HTTPError as exc:
+            try:
+                body = json.loads(exc.read() or b"{}")
+            except ValueError:
+                body = {}
+            return False, str(body.get("last_error") or f"/health answered {exc.code}")
+        except OSError as exc:
+            return False, f"/health unreachable: {exc}"
+
     def metrics(self) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as response:
             return json.loads(response.read())

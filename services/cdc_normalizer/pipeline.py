@@ -6,7 +6,6 @@ CLI (`claimsctl normalize`) calls `Normalizer.normalize` line by line. Both ther
 
 from __future__ import annotations
 
-import base64
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from typing import Any, Callable
 
 from claims_shared.contracts.cdc import DEAD_LETTER_TOPIC, ChangeRecord, canonical_json, normalized_topic
 from claims_shared.contracts.columns import ColumnTypes
+from claims_shared.contracts.dead_letters import original_fields
 from services.cdc_normalizer.decoding import DecodeError, Skipped, decode_message
 from services.cdc_normalizer.pii import PiiTokenizer
 
@@ -92,8 +92,8 @@ def dead_letter(message: RawMessage, error_class: str, reason: str) -> OutputMes
         "source_topic": message.topic,
         "source_partition": message.partition,
         "source_offset": message.offset,
-        "original_key_b64": _b64(message.key),
-        "original_value_b64": _b64(message.value),
+        # Cut when huge: a dead letter over the broker's size limit would block the partition (dead_letters.py).
+        **original_fields(message.key, message.value),
     }
     return OutputMessage(
         DEAD_LETTER_TOPIC,
@@ -135,7 +135,3 @@ def _as_bytes(value: Any) -> bytes | None:
     if isinstance(value, str):
         return value.encode()
     return canonical_json(value).encode()
-
-
-def _b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode()

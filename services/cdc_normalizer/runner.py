@@ -54,7 +54,8 @@ class NormalizerRunner(BatchLoop):
         # Regex subscriptions only see new topics on a metadata refresh (librdkafka default: 5 min).
         overrides = {"topic.metadata.refresh.interval.ms": 5000, **(consumer_overrides or {})}
         self.consumer: Consumer = make_consumer(settings, group_id, **overrides)
-        self.producer: Producer = make_producer(settings, **{"linger.ms": 5, "batch.num.messages": 10000})
+        self.producer_factory = lambda: make_producer(settings, **{"linger.ms": 5, "batch.num.messages": 10000})
+        self.producer = self.producer_factory()
         self.consumer.subscribe(topics or [raw_topic_pattern(settings.topic_prefix)])
 
     def run_once(self, timeout_s: float = 1.0) -> int:

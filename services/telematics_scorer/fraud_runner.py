@@ -56,7 +56,8 @@ class FraudEvidenceLoop(BatchLoop):
         self.batch_size = batch_size
         self.matcher = FraudMatcher(config)
         ensure_topics(settings, [t for t in OWNED_TOPICS if t.name == FRAUD_ALERTS_TOPIC])
-        self.producer = make_producer(settings, **{"linger.ms": 5, "compression.type": "none"})
+        self.producer_factory = lambda: make_producer(settings, **{"linger.ms": 5, "compression.type": "none"})
+        self.producer = self.producer_factory()
         self.matcher.mark_published(published_alert_ids(settings))
         self.consumer: Consumer = make_consumer(settings, GROUP_ID, **{"enable.partition.eof": True})
         self._assigned: set[tuple[str, int]] = set()

@@ -76,8 +76,9 @@ class TelematicsRunner(BatchLoop):
         ensure_topics(settings, OUTPUT_TOPICS)
         # Uncompressed: the score updates are read by Faust's aiokafka consumer, which cannot decompress lz4 without
         # an extra library (it crashes the worker). Outputs are a few records per trip, so compression buys little.
-        self.producer: Producer = make_producer(settings, **{"linger.ms": 5, "batch.num.messages": 10000,
-                                                             "compression.type": "none"})
+        self.producer_factory = lambda: make_producer(
+            settings, **{"linger.ms": 5, "batch.num.messages": 10000, "compression.type": "none"})
+        self.producer: Producer = self.producer_factory()
         self.assembler.seed_scored(last_published_trip_ends(settings))
         self.consumer: Consumer = make_consumer(settings, group_id)
         self.consumer.subscribe([topic], on_revoke=self._on_revoke, on_lost=self._on_revoke)

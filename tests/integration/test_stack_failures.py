@@ -9,26 +9,30 @@ import socket
 
 import pytest
 
-from tests.conftest import claimsctl, make_state_dir, isolated_settings
+from tests.conftest import TEST_PORTS, claimsctl, make_state_dir, isolated_settings
 
 pytestmark = pytest.mark.integration
 
 
 def test_taken_broker_port_fails_with_advice_and_starts_nothing() -> None:
-    # Its own ports, so it can run next to the session's test stack.
+    # Its own ports, so it can run next to the session's test stack: the test ports (which follow
+    # CLAIMS_TEST_PORT_OFFSET, so other checkouts' stacks are safe too) moved by 75, clear of the fault suite's +50
+    # and of the other offsets (multiples of 100).
+    shifted = {name: TEST_PORTS[name] + 75 for name in ("pg_port", "objectstore_master_port",
+                                                         "objectstore_volume_port", "objectstore_filer_port")}
+    broker_port = int(TEST_PORTS["kafka_bootstrap"].rsplit(":", 1)[1]) + 75
     settings = isolated_settings(
-        make_state_dir("claims-portclash-"),
-        pg_port=25532, kafka_bootstrap="127.0.0.1:29192", s3_endpoint="http://127.0.0.1:21433",
-        sqs_endpoint="http://127.0.0.1:25100", objectstore_master_port=21434, objectstore_volume_port=21435,
-        objectstore_filer_port=21436,
+        make_state_dir("claims-portclash-"), **shifted, kafka_bootstrap=f"127.0.0.1:{broker_port}",
+        s3_endpoint=f"http://127.0.0.1:{int(TEST_PORTS['s3_endpoint'].rsplit(':', 1)[1]) + 75}",
+        sqs_endpoint=f"http://127.0.0.1:{int(TEST_PORTS['sqs_endpoint'].rsplit(':', 1)[1]) + 75}",
     )
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 29192))
+        squatter.bind(("127.0.0.1", broker_port))
         squatter.listen()
         result = claimsctl(settings, "up")
     assert result.returncode == 1
     message = result.stdout + result.stderr
-    assert "port 29192" in message and "already in use" in message
+    assert f"port {broker_port}" in message and "already in use" in message
     assert "stopped again" in message
     status = json.loads(claimsctl(settings, "status", "--json").stdout)
     shutil.rmtree(settings.state_dir, ignore_errors=True)

@@ -508,3 +508,19 @@ def test_column_types_round_trip_through_json(tmp_path) -> None:  # noqa: ANN001
     assert json.loads(text) == COLUMNS_DOC
     assert load_column_types(path) == columns
     assert columns["things"][0] == ColumnType("id", "integer", pk=True, not_null=True)
+
+
+def test_dead_letter_of_a_huge_message_stays_under_the_broker_limit_and_says_it_was_cut() -> None:
+    # A dead letter over ~1 MB is rejected by the broker, and the normalizer then retried its batch forever.
+    import hashlib
+
+    from services.cdc_normalizer.pipeline import RawMessage, dead_letter
+
+    value = b"x" * (900 * 1024)
+    letter = dead_letter(RawMessage("claims_db.public.claims", 0, 7, b"k", value), "MalformedMessage", "not JSON")
+    body = json.loads(letter.value)
+    assert len(letter.value) < 512 * 1024
+    assert body["original_value_truncated"] is True and body["original_value_bytes"] == len(value)
+    assert body["original_value_sha256"] == hashlib.sha256(value).hexdigest()
+    small = json.loads(dead_letter(RawMessage("t", 0, 1, None, b"{}"), "X", "y").value)
+    assert "original_value_truncated" not in small and small["original_value_b64"] == "e30="

@@ -34,3 +34,13 @@ def test_connector_environment_matches_the_connector_definition() -> None:
     needed = set(re.findall(r"\$\{env:([A-Z0-9_]+)\}", text))
     assert needed, "the connector definition should take its connection values from the environment"
     assert needed <= set(PlatformSettings().connector_env())
+
+
+def test_as_env_round_trips_dict_settings_to_a_child_process(monkeypatch) -> None:  # noqa: ANN001
+    # Children (services, the Lambda host) read these back: a dict must travel as JSON, not as Python's repr.
+    from claims_shared.settings import PlatformSettings
+
+    env = PlatformSettings(scoring_overrides={"idle_partition_close_s": 15.0}).as_env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert PlatformSettings().scoring_overrides == {"idle_partition_close_s": 15.0}

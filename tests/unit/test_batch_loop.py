@@ -1,0 +1,88 @@
+"""BatchLoop's health: an idle loop whose broker is gone must say so (consume() alone returns nothing, no error)."""
+
+from __future__ import annotations
+
+import threading
+
+from confluent_kafka import KafkaError, KafkaException
+
+import claims_shared.batch_loop as batch_loop
+from claims_shared.batch_loop import BatchLoop
+
+
+class _Consumer:
+    def __init__(self) -> None:
+        self.broker_up = True
+
+    def list_topics(self, timeout: float) -> object:
+        if not self.broker_up:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Failed to get metadata"))
+        return object()
+
+    def assignment(self) -> list:
+        return []
+
+
+class _IdleLoop(BatchLoop):
+    def __init__(self, stop: threading.Event, script: list[bool]) -> None:
+        super().__init__()
+        self.consumer = _Consumer()  # type: ignore[assignment]
+        self.stop, self.script, self.seen = stop, script, []
+
+    def run_once(self, timeout_s: float = 1.0) -> int:
+        if not self.script:
+            self.stop.set()
+            return 0
+        self.consumer.broker_up = self.script.pop(0)
+        return 0
+
+
+def test_idle_loop_reports_unhealthy_while_the_broker_is_unreachable_and_healthy_after(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(batch_loop, "BROKER_PROBE_IDLE_S", 0.0)
+    stop = threading.Event()
+    health = []
+    loop = _IdleLoop(stop, [True, False, False, True])
+    loop.run(stop, on_batch=lambda _: health.append(loop.healthy))
+    assert health[:4] == [True, False, False, True]
+    assert loop.counters["broker_unreachable"] == 2
+
+
+class _FencedProducer:
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: list, on_delivery) -> None:  # noqa: ANN001
+        self.callback = on_delivery
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        self.callback(KafkaError(KafkaError.PRODUCER_FENCED, "fenced", fatal=True), None)
+        return 0
+
+
+class _ProducingLoop(BatchLoop):
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__()
+        self.consumer = _Consumer()  # type: ignore[assignment]
+        self.made = 0
+        self.producer_factory = self._make
+        self.producer = self._make()
+        self.stop = stop
+
+    def _make(self) -> _FencedProducer:
+        self.made += 1
+        return _FencedProducer()
+
+    def run_once(self, timeout_s: float = 1.0) -> int:
+        if self.made >= 3:
+            self.stop.set()
+            return 0
+        self.produce_acknowledged([("t", b"k", b"v", [])])
+        return 1
+
+
+def test_a_fatally_failed_producer_is_replaced_instead_of_retried_forever(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(threading.Event, "wait", lambda self, timeout=None: self.is_set())
+    stop = threading.Event()
+    loop = _ProducingLoop(stop)
+    loop.run(stop)
+    assert loop.made == 3 and loop.counters["producer_renewed"] == 2
