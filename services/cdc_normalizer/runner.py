@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from claims_shared.batch_loop import BatchLoop
 from claims_shared.clients.kafka import consumer as make_consumer

@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time as dtime, timezone
 from decimal import Decimal
 from typing import Any, Callable, Iterable
@@ -32,7 +32,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from claims_shared.clients.aws import s3_client
 from claims_shared.contracts.cdc import DEAD_LETTER_TOPIC as CDC_DEAD_LETTER_TOPIC
-from claims_shared.contracts.cdc import normalized_topic
 from claims_shared.contracts.cdc_avro import decode_change
 from claims_shared.contracts.documents import DOCUMENTS_TOPIC, decode_document_record
 from claims_shared.contracts.fraud import FRAUD_ALERTS_TOPIC, decode_alert
