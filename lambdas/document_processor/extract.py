@@ -137,6 +137,10 @@ def _process(data: bytes, mime: str, limits: ProcessingLimits, budget: _Budget) 
         return _process_pdf(data, limits, budget)
     if mime in sniffing.TEXT_TYPES:
         return _Content(text=sniffing.decode_text(data), text_source="plain")
+    if mime == sniffing.MARKUP:
+        raise UnsupportedContentError(
+            "HTML/SVG/XML markup: web pages are not accepted as claim documents (they can carry scripts); upload the "
+            "document as PDF, image or text")
     if mime == sniffing.ZIP:
         raise UnsupportedContentError(
             "zip archive (or a zip-based office file): archives are not unpacked; upload the documents one by one "

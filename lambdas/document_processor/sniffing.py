@@ -14,6 +14,8 @@ CSV = "text/csv"
 JSON_LINES = "application/x-ndjson"
 PLAIN_TEXT = "text/plain"
 ZIP = "application/zip"
+# Markup is not a claim document: an HTML/SVG/XML page can carry scripts, and nothing downstream renders it.
+MARKUP = "text/html"
 UNKNOWN = "application/octet-stream"
 
 IMAGE_TYPES = frozenset({PNG, JPEG, TIFF})
@@ -23,7 +25,9 @@ TEXT_TYPES = frozenset({CSV, JSON_LINES, PLAIN_TEXT})
 EXTENSION_TYPES = {
     "png": PNG, "jpg": JPEG, "jpeg": JPEG, "jpe": JPEG, "tif": TIFF, "tiff": TIFF, "pdf": PDF, "csv": CSV,
     "jsonl": JSON_LINES, "ndjson": JSON_LINES, "txt": PLAIN_TEXT, "text": PLAIN_TEXT, "zip": ZIP,
+    "html": MARKUP, "htm": MARKUP, "svg": MARKUP, "xml": MARKUP,
 }
+_MARKUP_STARTS = (b"<!doctype", b"<html", b"<svg", b"<?xml", b"<script", b"<head", b"<body", b"<iframe")
 
 # Text sniffing looks at the head only: decisions stay O(1) in the object size.
 _TEXT_HEAD_BYTES = 64 * 1024
@@ -46,6 +50,8 @@ def sniff_mime_type(data: bytes) -> str:
     # PDF readers accept the header anywhere in the first KiB (some producers prepend junk).
     if b"%PDF-" in data[:1024]:
         return PDF
+    if data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower().startswith(_MARKUP_STARTS):
+        return MARKUP
     text = _text_head(data)
     if text is None:
         return UNKNOWN

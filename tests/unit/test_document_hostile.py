@@ -155,3 +155,11 @@ def test_tiff_scans_are_supported() -> None:
     record = extract_document(buf.getvalue(), "scan.tif")
     assert (record.status, record.mime_type) == ("ok", "image/tiff")
     assert record.fields.claim_number == truth.claim_number
+
+
+@pytest.mark.parametrize("body", [b"<html><script>alert(1)</script></html>", b"\n  <!DOCTYPE html><p>hi</p>",
+                                  b'<?xml version="1.0"?><svg onload="x()"/>'])
+def test_markup_is_quarantined_not_processed_as_text(body: bytes) -> None:
+    record = extract_document(body, "incoming/2026/03/12/CLM-1/page.txt")
+    assert record.status == "quarantined" and record.mime_type == "text/html"
+    assert "markup" in record.reason
