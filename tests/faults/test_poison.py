@@ -175,7 +175,8 @@ def test_hostile_landing_files_are_quarantined_with_reason_and_good_files_flow(f
     assert not not_quarantined, f"hostile files not quarantined: {not_quarantined}"
     for name, record in found.items():
         assert record["reason"], name
+        relative = (base + name)[len(fs.settings.landing_incoming_prefix):]  # quarantine/ mirrors incoming/
         reason = json.loads(s3.get_object(Bucket=fs.settings.landing_bucket,
-                                          Key=f"quarantine/{base + name}.reason.json")["Body"].read())
+                                          Key=f"quarantine/{relative}.reason.json")["Body"].read())
         assert reason, name
     assert_nothing_lost_or_doubled(fs, row)
