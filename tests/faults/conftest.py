@@ -180,7 +180,9 @@ class FaultStack:
             time.sleep(5)
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack stops once the fault tests are done, instead of idling beside the integration tests
+# when `make test` runs the CI subset.
+@pytest.fixture(scope="package")
 def fault_stack() -> Iterator[FaultStack]:
     state = make_state_dir("claims-faults-")
     settings = fault_settings(state)
