@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from typing import Any, Callable, Iterable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 log = logging.getLogger("claims.batch_loop")
 
@@ -226,3 +226,65 @@ def serve_batch_loop(app: Any, make_loop: Callable[[], BatchLoop],
         main = state[""]
         side = {name: (loop.metrics() if loop else {}) for name, loop in state.items() if name}
         return web.json({**(main.metrics() if main else {}), **side, **extra_metrics()})
+
+
+class StateFromTopicsLoop(BatchLoop):
+    """A batch loop whose state is its input topics: every partition of `input_topics` is assigned from the
+    beginning (no group, no commits), so a restart rebuilds the state by reading them again. `caught_up` turns true
+    once every partition reached its end once: decisions that need the whole picture wait for it. Topics that
+    appear later are picked up every `refresh_s`. Subclasses set `consumer` (with `enable.partition.eof`),
+    `input_topics` and `batch_size`, and read with `poll_inputs`.
+    """
+
+    input_topics: tuple[str, ...]
+    batch_size: int
+    refresh_s = 5.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._assigned: set[tuple[str, int]] = set()
+        self._not_yet_at_end: set[tuple[str, int]] = set()
+        self._next_refresh = 0.0
+
+    @property
+    def caught_up(self) -> bool:
+        return bool(self._assigned) and not self._not_yet_at_end
+
+    def rewind_to_committed(self) -> None:
+        """Nothing to rewind: applied inputs stay applied; subclasses keep undecided work pending."""
+
+    def poll_inputs(self, timeout_s: float) -> list[Message]:
+        """Assign new partitions when due, then consume up to `batch_size` records (end-of-partition noted)."""
+        if time.monotonic() >= self._next_refresh:
+            self._assign_new_partitions()
+        if not self._assigned:
+            time.sleep(min(timeout_s, 0.5))
+            return []
+        good = []
+        for m in self.consumer.consume(self.batch_size, timeout=timeout_s):
+            err = m.error()
+            if err is None:
+                good.append(m)
+            elif err.code() == KafkaError._PARTITION_EOF:
+                self._not_yet_at_end.discard((m.topic(), m.partition()))
+            elif err.code() not in BENIGN_CONSUMER_ERRORS:
+                raise KafkaException(err)
+        if good and self.first_message_at is None:
+            self.first_message_at = time.time()
+        return good
+
+    def _assign_new_partitions(self) -> None:
+        self._next_refresh = time.monotonic() + self.refresh_s
+        metadata = self.consumer.list_topics(timeout=10)
+        new = []
+        for topic in self.input_topics:
+            meta = metadata.topics.get(topic)
+            if meta is None or meta.error is not None:
+                continue
+            new += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions
+                    if (topic, p) not in self._assigned]
+        if new:
+            self.consumer.incremental_assign(new)
+            for tp in new:
+                self._assigned.add((tp.topic, tp.partition))
+                self._not_yet_at_end.add((tp.topic, tp.partition))

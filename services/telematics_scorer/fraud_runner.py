@@ -18,9 +18,9 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, Message
 
-from claims_shared.batch_loop import BENIGN_CONSUMER_ERRORS, BatchLoop, DeliveryFailed, Output
+from claims_shared.batch_loop import DeliveryFailed, Output, StateFromTopicsLoop
 from claims_shared.clients.kafka import consumer as make_consumer
 from claims_shared.clients.kafka import ensure_topics, read_topic_to_idleness
 from claims_shared.clients.kafka import producer as make_producer
@@ -45,10 +45,11 @@ GROUP_ID = "telematics-fraud-evidence"  # never commits: its position is rebuilt
 CLAIMS_TOPIC = normalized_topic("claims")
 VEHICLES_TOPIC = normalized_topic("vehicles")
 INPUT_TOPICS = (VEHICLES_TOPIC, TRIPS_TOPIC, CLAIMS_TOPIC)
-ASSIGNMENT_REFRESH_S = 5.0
 
 
-class FraudEvidenceLoop(BatchLoop):
+class FraudEvidenceLoop(StateFromTopicsLoop):
+    input_topics = INPUT_TOPICS
+
     def __init__(self, settings: PlatformSettings, config: FraudEvidenceConfig | None = None, *,
                  batch_size: int = 2000) -> None:
         super().__init__()
@@ -60,19 +61,10 @@ class FraudEvidenceLoop(BatchLoop):
         self.producer = self.producer_factory()
         self.matcher.mark_published(published_alert_ids(settings))
         self.consumer: Consumer = make_consumer(settings, GROUP_ID, **{"enable.partition.eof": True})
-        self._assigned: set[tuple[str, int]] = set()
-        self._not_yet_at_end: set[tuple[str, int]] = set()
-        self._next_refresh = 0.0
         self._dead_letters_to_retry: list[Output] = []
 
-    @property
-    def caught_up(self) -> bool:
-        return bool(self._assigned) and not self._not_yet_at_end
-
     def run_once(self, timeout_s: float = 1.0) -> int:
-        if time.monotonic() >= self._next_refresh:
-            self._refresh_assignment()
-        messages = self._consume(timeout_s)
+        messages = self.poll_inputs(timeout_s)
         dead_letters, self._dead_letters_to_retry = self._dead_letters_to_retry, []
         for m in messages:
             problem = self._apply(m)
@@ -95,49 +87,11 @@ class FraudEvidenceLoop(BatchLoop):
         self.batch_done()
         return len(messages)
 
-    def rewind_to_committed(self) -> None:
-        """Nothing to rewind: applied inputs stay applied, undecided claims stay pending (see run_once)."""
-
     def metrics(self) -> dict[str, Any]:
         return {**super().metrics(), **self.matcher.counters, "pending_claims": self.matcher.pending,
                 "caught_up": self.caught_up}
 
     # -- internals -------------------------------------------------------------------------------------------
-    def _refresh_assignment(self) -> None:
-        """Assign (from the beginning) every partition of the inputs that exists now; topics appear later."""
-        self._next_refresh = time.monotonic() + ASSIGNMENT_REFRESH_S
-        metadata = self.consumer.list_topics(timeout=10)
-        new = []
-        for topic in INPUT_TOPICS:
-            meta = metadata.topics.get(topic)
-            if meta is None or meta.error is not None:
-                continue
-            for partition in meta.partitions:
-                if (topic, partition) not in self._assigned:
-                    new.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-        if new:
-            self.consumer.incremental_assign(new)
-            for tp in new:
-                self._assigned.add((tp.topic, tp.partition))
-                self._not_yet_at_end.add((tp.topic, tp.partition))
-
-    def _consume(self, timeout_s: float) -> list[Message]:
-        if not self._assigned:
-            time.sleep(min(timeout_s, 0.5))
-            return []
-        good = []
-        for m in self.consumer.consume(self.batch_size, timeout=timeout_s):
-            err = m.error()
-            if err is None:
-                good.append(m)
-            elif err.code() == KafkaError._PARTITION_EOF:
-                self._not_yet_at_end.discard((m.topic(), m.partition()))
-            elif err.code() not in BENIGN_CONSUMER_ERRORS:
-                raise KafkaException(err)
-        if good and self.first_message_at is None:
-            self.first_message_at = time.time()
-        return good
-
     def _apply(self, m: Message) -> Output | None:
         """Feed one input to the matcher; returns a dead letter when it is not what its contract says."""
         value = m.value()
