@@ -108,6 +108,34 @@ def assert_no_duplicate_history_events(settings: PlatformSettings) -> int:
     return total
 
 
+def history_gaps(settings: PlatformSettings) -> list[str]:
+    """Where the history (SCD2) tables do not end in the current (SCD1) tables' rows: per key, the history's one
+    current version must be the change the current table holds (same event id). The compactor writes history
+    behind the current tables (compactor_history_delay_s), so this also proves the history caught up."""
+    layout = LakeLayout(settings.lake_root_uri)
+    gaps = []
+    for table in CDC_TABLES:
+        keys = [f["name"] for f in key_fields(table)]
+        current = read_table(settings, layout.current(table), columns=[*keys, "_event_id", "_op"])["rows"]
+        history = read_table(settings, layout.history(table), columns=[*keys, "_event_id", "_is_current"])["rows"]
+        heads = Counter(tuple(r[k] for k in keys) for r in history if r["_is_current"])
+        gaps += [f"{table} {k}: {n} current versions" for k, n in heads.items() if n > 1]
+        head_ids = {tuple(r[k] for k in keys): r["_event_id"] for r in history if r["_is_current"]}
+        for r in current:
+            key = tuple(r[k] for k in keys)
+            # A truncate's tombstone carries the truncate's id, its history marker a per-key id (planning.py).
+            if r["_op"] != "t" and head_ids.get(key) != r["_event_id"]:
+                gaps.append(f"{table} {key}: current {r['_event_id']}, history {head_ids.get(key)}")
+    return gaps
+
+
+def assert_history_follows_current(settings: PlatformSettings, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (gaps := history_gaps(settings)) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert not gaps, f"{len(gaps)} history gaps, e.g. {gaps[:5]}"
+
+
 # ------------------------------------------------------------------------------------------------ tests
 
 
@@ -129,6 +157,7 @@ def test_simulated_traffic_reaches_the_current_tables_and_reconciles(stack: Embe
     diffs = json.loads(out.stdout)
     assert all(d["equal"] for d in diffs)
     assert sum(d["pg_rows"] for d in diffs) > 100
+    assert_history_follows_current(stack.settings)
 
 
 def test_time_travel_returns_the_earlier_state_of_an_updated_claim(stack: EmbeddedStack) -> None:
@@ -225,7 +254,12 @@ def test_kill_9_mid_run_and_restart_loses_and_doubles_nothing(stack: EmbeddedSta
     settings = stack.settings
     component = compactor(stack)
     sim = simulate(settings, 30, seed=22)
-    time.sleep(10)
+    time.sleep(5)
+    # Kill while current tables hold changes whose history and offsets are not written yet (the backlog).
+    deadline = time.monotonic() + 20
+    while component.impl.job_status().get("history_backlog", 0) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert component.impl.job_status().get("history_backlog", 0) > 0, compactor_diagnosis(stack)
     pid = component.impl.proc.pid()
     assert pid is not None
     os.killpg(pid, signal.SIGKILL)  # mid-run: batches are in flight while the simulator writes
@@ -238,6 +272,7 @@ def test_kill_9_mid_run_and_restart_loses_and_doubles_nothing(stack: EmbeddedSta
     out = reconcile(settings, 150)
     assert out.returncode == 0, f"{out.stdout[-3000:]}\n{compactor_diagnosis(stack)}"
     assert_no_duplicate_history_events(settings)
+    assert_history_follows_current(settings)  # what the killed job had left in its history backlog, re-read
 
 
 def test_compact_once_from_beginning_adds_nothing(stack: EmbeddedStack) -> None:
