@@ -507,6 +507,7 @@ class LakeLedger:
         self.caught_up = True
         self.unreadable = ""
         self.last_state: dict[str, Any] = {}
+        self._fresh: dict[str, Any] | None = None
         topics = "|".join(map(re.escape, CompactorJob.topics()))
         self.tail = TopicTail(settings, f"({topics})", self._on_message)
         self.dead = TopicTail(settings, re.escape(LAKE_DEAD_LETTER), self._on_dead)
@@ -539,7 +540,9 @@ class LakeLedger:
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                behind = self.lagging(probe(self.settings, "offsets"))
+                # `state` holds the offsets too: once caught up, `tally` uses it (one child process per snapshot).
+                self._fresh = probe(self.settings, "state")
+                behind = self.lagging(self._fresh["offsets"])
             except RuntimeError as exc:  # the lake unreadable for now (object store away): behind, as far as we know
                 behind, self.unreadable = {"lake unreadable": 0}, str(exc)[:300]
             self.caught_up = not behind
@@ -548,7 +551,8 @@ class LakeLedger:
             time.sleep(1.0)
 
     def tally(self) -> Tally:
-        self.last_state = state = probe(self.settings, "state")
+        state = self._fresh if self._fresh is not None and self.caught_up else probe(self.settings, "state")
+        self.last_state, self._fresh = state, None
         cdc_lost = sum(d["missing"] + d["extra"] + d["different"] for d in state["reconcile"])
         cdc_in = len(self.cdc_keys)
         append_in = append_lost = duplicated = 0
