@@ -22,7 +22,7 @@ from claims_shared.settings import PlatformSettings
 from claimsctl.stack.embedded import EmbeddedStack, _Adapter
 from claimsctl.stack.process import StackError, _descendants
 from tests.conftest import TEST_PORTS, make_state_dir
-from tests.faults.ledger import CdcLedger, DocumentLedger, TelematicsLedger, Tally
+from tests.faults.ledger import CdcLedger, DocumentLedger, LakeLedger, TelematicsLedger, Tally
 
 FAULT_PORT_SHIFT = 50
 
@@ -114,6 +114,7 @@ class FaultStack:
     cdc: CdcLedger
     telematics: TelematicsLedger
     documents: DocumentLedger
+    lake: LakeLedger
     canaries: int = 0
 
     @property
@@ -158,10 +159,11 @@ class FaultStack:
         while open_trips and time.monotonic() < deadline:
             time.sleep(2)
             open_trips = self.open_trips()
-        for ledger in (self.cdc, self.telematics, self.documents):
+        # The lake last: it waits until the compactor recorded every record the other ledgers' topics hold.
+        for ledger in (self.cdc, self.telematics, self.documents, self.lake):
             ledger.catch_up()
         return {"cdc": self.cdc.tally(), "readings": self.telematics.tally(open_trips=open_trips),
-                "files": self.documents.tally()}
+                "files": self.documents.tally(), "links": self.documents.links_tally(), "lake": self.lake.tally()}
 
     def open_trips(self) -> int:
         try:
@@ -190,7 +192,7 @@ def fault_stack() -> Iterator[FaultStack]:
     ledgers: list[Any] = []
     try:
         stack.up()
-        ledgers = [CdcLedger(settings), TelematicsLedger(settings), DocumentLedger(settings)]
+        ledgers = [CdcLedger(settings), TelematicsLedger(settings), DocumentLedger(settings), LakeLedger(settings)]
         yield FaultStack(stack, *ledgers)
     finally:
         for ledger in ledgers:

@@ -37,11 +37,18 @@ from claims_shared.contracts.documents import DOCUMENTS_TOPIC, decode_document_r
 from claims_shared.contracts.fraud import FRAUD_ALERTS_TOPIC, decode_alert
 from claims_shared.contracts.pii import DEFAULT_PII_POLICY
 from claims_shared.contracts.telematics import DEAD_LETTER_TOPIC as TELEMATICS_DEAD_LETTER_TOPIC
+from claims_shared.contracts.objects import DOCUMENT_LINKS_TOPIC, decode_document_link
 from claims_shared.contracts.telematics import READINGS_TOPIC, TRIP_SCHEMA, TRIPS_TOPIC, decode_epoch_ms, decode_reading
-from claims_shared.contracts.topics import CDC_TABLES
+from claims_shared.contracts.topics import CDC_TABLES, LAKE_DEAD_LETTER
 from claims_shared.settings import PlatformSettings
+from services.delta_compactor.append_tables import APPEND_BY_TOPIC, decode_append_record
+from services.delta_compactor.job import CompactorJob
+from services.object_ingestor.extracts import EXTRACT_FORMATS
+from services.object_ingestor.invoices import normalise_claim_number
+from services.object_ingestor.linking import claim_number_from_key
 from services.telematics_scorer.config import ScoringConfig
 from services.telematics_scorer.stream import reading_problems
+from tests.faults.lake_probe import key_text, probe
 
 # Readings and files the suite injects to time recovery or to poison an input carry these markers, so the ledgers
 # can tell them from the simulator's load.
@@ -383,21 +390,38 @@ class TelematicsLedger:
 
 
 class DocumentLedger:
-    """Landing objects under `incoming/` in, one document record each on claims.documents.v1 out."""
+    """Landing objects under `incoming/` in, one document record each on claims.documents.v1 out; and
+    object_ingestor's links on claims.document-links.v1: each document whose key names a claim of PostgreSQL must
+    end up linked (its latest link record names a claim), and a link is never published twice in a row unchanged."""
 
     def __init__(self, settings: PlatformSettings) -> None:
         self.settings = settings
         self.records: dict[str, dict[str, Any]] = {}
         self.copies: Counter = Counter()
+        self.links: dict[str, tuple[str | None, str]] = {}  # document_id -> latest (claim_id, method)
+        self.link_records = 0
+        self.link_repeats = 0  # a link record equal to the document's previous one (the service promises none)
+        self.link_repeat_ids: list[str] = []
         self.tail = TopicTail(settings, re.escape(DOCUMENTS_TOPIC), self._on_document)
+        self.links_tail = TopicTail(settings, re.escape(DOCUMENT_LINKS_TOPIC), self._on_link)
 
     def _on_document(self, m: Message) -> None:
         d = decode_document_record(m.value())
         self.records[d["document_id"]] = d
         self.copies[d["document_id"]] += 1
 
+    def _on_link(self, m: Message) -> None:
+        link = decode_document_link(m.value())
+        current = (link["claim_id"], link["method"])
+        self.link_records += 1
+        if self.links.get(link["document_id"]) == current:
+            self.link_repeats += 1
+            self.link_repeat_ids.append(link["document_id"])
+        self.links[link["document_id"]] = current
+
     def catch_up(self, idle_s: float = 2.0) -> None:
         self.tail.catch_up(idle_s)
+        self.links_tail.catch_up(idle_s)
 
     def landing_objects(self) -> dict[str, str]:
         """key -> ETag (quotes stripped) of every object under the incoming prefix."""
@@ -430,8 +454,136 @@ class DocumentLedger:
                      duplicated=sum(len(s) - 1 for s in ids.values() if len(s) > 1),
                      repeats=sum(self.copies[i] - 1 for i in counted))
 
+    def unlinked(self) -> list[str]:
+        """Documents that must be linked and are not: not an extract, their key names a claim number that PostgreSQL
+        has now, and their latest link is missing or names no claim. (A document may rightly link to another claim
+        than its key's, by its content: any claim counts.)"""
+        with psycopg.connect(self.settings.pg_dsn) as conn:
+            numbers = {normalise_claim_number(n) for (n,) in conn.execute("SELECT claim_number FROM claims")}
+        out = []
+        for doc_id, d in self.records.items():
+            key_number = claim_number_from_key((d.get("source") or {}).get("key"),
+                                               self.settings.landing_incoming_prefix)
+            if d.get("mime_type") in EXTRACT_FORMATS or key_number not in numbers:
+                continue
+            if (self.links.get(doc_id) or (None, ""))[0] is None:
+                out.append(doc_id)
+        return sorted(out)
+
+    def links_tally(self) -> Tally:
+        """in: documents that must be linked (see `unlinked`) plus those linked anyway; out: linked documents."""
+        must = self.unlinked()
+        linked = sum(1 for claim_id, _ in self.links.values() if claim_id is not None)
+        return Tally(in_=linked + len(must), out=linked, lost=len(must), repeats=self.link_repeats)
+
     def close(self) -> None:
         self.tail.close()
+        self.links_tail.close()
+
+
+# -- the lake ----------------------------------------------------------------------------------------------------
+
+
+class LakeLedger:
+    """The compactor's input topics in, the Delta lake out, judged like `claimsctl reconcile` judges it.
+
+    - CDC: every key ever seen on `claims.cdc.<table>.v1` is one input; the lake's current tables are compared with
+      PostgreSQL by `claimsctl reconcile`'s own function (claimsctl/lake/reconcile.py): each key missing from the
+      lake, extra in it, or different is one loss.
+    - append tables (trips, events, driver scores, documents, fraud alerts, extract rows): each distinct key on the
+      topic is one input; a key the table does not hold is lost; a table holding more rows than distinct keys
+      holds a double (duplicated).
+    Before counting, `catch_up` reads the topics to idleness and waits until the compactor's recorded offsets (its
+    `_compactor_offsets` table) reached every record read, so a slow compactor is never counted as a lossy one.
+    """
+
+    def __init__(self, settings: PlatformSettings) -> None:
+        self.settings = settings
+        self.ends: dict[str, int] = {}  # "topic:partition" -> next offset after the last record read
+        self.cdc_keys: set[tuple[str, bytes | None]] = set()
+        self.append_keys: dict[str, set[str]] = defaultdict(set)  # table -> JSON keys read on its topic
+        self.undecodable = 0
+        self.dead_letters = 0
+        self.caught_up = True
+        self.unreadable = ""
+        self.last_state: dict[str, Any] = {}
+        self._fresh: dict[str, Any] | None = None
+        topics = "|".join(map(re.escape, CompactorJob.topics()))
+        self.tail = TopicTail(settings, f"({topics})", self._on_message)
+        self.dead = TopicTail(settings, re.escape(LAKE_DEAD_LETTER), self._on_dead)
+
+    def _on_message(self, m: Message) -> None:
+        tp = f"{m.topic()}:{m.partition()}"
+        self.ends[tp] = max(self.ends.get(tp, 0), m.offset() + 1)
+        table = APPEND_BY_TOPIC.get(m.topic())
+        if table is None:
+            self.cdc_keys.add((m.topic(), m.key()))
+            return
+        try:
+            record = decode_append_record(table, m.value())
+        except Exception:  # noqa: BLE001 - the compactor dead-letters it
+            self.undecodable += 1
+            return
+        self.append_keys[table.name].add(key_text([record[k] for k in table.key]))
+
+    def _on_dead(self, m: Message) -> None:
+        self.dead_letters += 1
+
+    def lagging(self, offsets: dict[str, int]) -> dict[str, int]:
+        """Partitions whose recorded position is behind the records read: "topic:partition" -> records behind."""
+        return {tp: end - offsets.get(tp, 0) for tp, end in self.ends.items() if offsets.get(tp, 0) < end}
+
+    def catch_up(self, idle_s: float = 2.0, wait_s: float = 180.0) -> None:
+        """Read the topics to idleness, then wait (polling the lake's offsets) until the compactor has them all."""
+        self.tail.catch_up(idle_s)
+        self.dead.catch_up(idle_s)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                # `state` holds the offsets too: once caught up, `tally` uses it (one child process per snapshot).
+                self._fresh = probe(self.settings, "state")
+                behind = self.lagging(self._fresh["offsets"])
+            except RuntimeError as exc:  # the lake unreadable for now (object store away): behind, as far as we know
+                behind, self.unreadable = {"lake unreadable": 0}, str(exc)[:300]
+            self.caught_up = not behind
+            if not behind or time.monotonic() > deadline:
+                return
+            time.sleep(1.0)
+
+    def tally(self) -> Tally:
+        state = self._fresh if self._fresh is not None and self.caught_up else probe(self.settings, "state")
+        self.last_state, self._fresh = state, None
+        cdc_lost = sum(d["missing"] + d["extra"] + d["different"] for d in state["reconcile"])
+        cdc_in = len(self.cdc_keys)
+        append_in = append_lost = duplicated = 0
+        for name, seen in self.append_keys.items():
+            held = state["append"].get(name, {"rows": 0, "keys": []})
+            keys = set(held["keys"])
+            append_in += len(seen)
+            append_lost += len(seen - keys)
+            duplicated += held["rows"] - len(keys)
+        return Tally(in_=cdc_in + append_in + self.undecodable,
+                     out=max(cdc_in - cdc_lost, 0) + append_in - append_lost,
+                     dead_lettered=self.dead_letters, lost=cdc_lost + append_lost, duplicated=duplicated)
+
+    def problems(self) -> list[str]:
+        """What the last `tally` found wrong (for a failing test's message)."""
+        out = [f"reconcile {d['table']}: {d['missing']} missing, {d['extra']} extra, {d['different']} different "
+               f"{d['examples']}" for d in self.last_state.get("reconcile", []) if not d["equal"]]
+        for name, seen in self.append_keys.items():
+            held = self.last_state.get("append", {}).get(name, {"rows": 0, "keys": []})
+            keys = set(held["keys"])
+            if seen - keys or held["rows"] != len(keys):
+                out.append(f"append/{name}: {len(seen - keys)} keys missing (e.g. {sorted(seen - keys)[:2]}), "
+                           f"{held['rows'] - len(keys)} doubled rows")
+        if not self.caught_up:
+            out.append(f"the compactor had not caught up: {self.lagging(self.last_state.get('offsets', {}))} "
+                       f"{self.unreadable}")
+        return out
+
+    def close(self) -> None:
+        self.tail.close()
+        self.dead.close()
 
 
 def missing_keys(ledger: DocumentLedger) -> list[str]:

@@ -4,7 +4,9 @@ A canary per input, written after the fault ended (retried while its dependency 
 - CDC: an UPDATE of an adjuster row (PostgreSQL clock); recovered when a normalized record with a source time at
   or after it is on the topics;
 - readings: an invalid reading from a canary vehicle; recovered when the scorer dead-lettered it;
-- files: a small text object under `incoming/_fault-canary/`; recovered when its document record is published.
+- files: a small text object under `incoming/_fault-canary/`; recovered when its document record is published;
+- lake (only where a test asks for it): the CDC canary's UPDATE; recovered when `current/adjusters` in the lake
+  holds a change with a source time at or after it.
 The time includes draining any backlog the fault built up, which is what a user waits for.
 """
 
@@ -20,6 +22,7 @@ from claims_shared.clients.aws import s3_client
 from claims_shared.contracts.avro import SCHEMA_HEADER, encode
 from claims_shared.contracts.telematics import READINGS_TOPIC
 from tests.faults.conftest import FaultStack
+from tests.faults.lake_probe import probe
 from tests.faults.ledger import CANARY_VEHICLE_PREFIX
 
 PATHS = ("cdc", "readings", "files")
@@ -30,7 +33,9 @@ def _cdc_canary(fs: FaultStack) -> int | None:
         with psycopg.connect(fs.settings.pg_dsn, connect_timeout=3) as conn:
             conn.execute("UPDATE adjusters SET max_open_claims = max_open_claims "
                          "WHERE adjuster_id = (SELECT min(adjuster_id) FROM adjusters)")
-            return int(conn.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint").fetchone()[0])
+            # floor, not ::bigint's rounding: the source time of the commit (truncated to ms) must not be below it.
+            return int(conn.execute("SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+                       .fetchone()[0])
     except psycopg.Error:
         return None
 
@@ -63,11 +68,19 @@ def wait_recovered(fs: FaultStack, since: float, *, paths: tuple[str, ...] = PAT
     while pending and time.monotonic() < deadline:
         for path, token in list(pending.items()):
             if token is None:
-                pending[path] = {"cdc": _cdc_canary, "readings": _reading_canary, "files": _file_canary}[path](fs)
+                pending[path] = {"cdc": _cdc_canary, "readings": _reading_canary, "files": _file_canary,
+                                 "lake": _cdc_canary}[path](fs)
                 continue
             if path == "cdc":
                 fs.cdc.normalized.catch_up(idle_s=0.3, max_s=3)
                 if fs.cdc.latest_source_ts_ms >= token:
+                    del pending[path]
+            elif path == "lake":
+                try:
+                    newest = probe(fs.settings, "canary") or 0
+                except RuntimeError:  # the lake unreadable for now (object store away): not recovered yet
+                    newest = 0
+                if newest >= token:
                     del pending[path]
             elif path == "readings":
                 fs.telematics.tails[2].catch_up(idle_s=0.3, max_s=3)

@@ -54,4 +54,6 @@ def assert_nothing_lost_or_doubled(fs: FaultStack, row: FaultRow) -> None:
             f"{row.fault}: lost {row.lost}, duplicated {row.duplicated} ({row.detail})\n"
             f"CDC differences (first): {diffs}\nlanding objects without a document (first): {missing}\n"
             f"readings: {total} valid, {one} in one trip, {none} in none, {many} in several; "
-            f"alerts doubled: {fs.telematics.duplicated_alerts()}")
+            f"alerts doubled: {fs.telematics.duplicated_alerts()}\n"
+            f"documents that must be linked and are not (first): {fs.documents.unlinked()[:8]}\n"
+            f"lake (claimsctl reconcile, append tables): {fs.lake.problems()[:8]}")
