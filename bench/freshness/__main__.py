@@ -71,6 +71,10 @@ class Prober:
         # Upstream part: commit -> the change on the normalized topic (Debezium + normalizer), same probes.
         self.upstream_pending: dict[str, list[tuple[int, float]]] = defaultdict(list)
         self.upstream: list[float] = []
+        # Downstream part: the record on the normalized topic -> the row in the lake (the compactor's own share,
+        # much less disturbed by other load on the machine than the whole path).
+        self.topic_seen: dict[tuple[str, int], float] = {}
+        self.downstream: list[float] = []
 
     def probe(self) -> bool:
         with self.conn.cursor() as cur:
@@ -118,6 +122,7 @@ class Prober:
                             continue
                         for p in [p for p in waiting if (change.get("lsn") or 0) >= p[0]]:
                             self.upstream.append(seen - p[1])
+                            self.topic_seen[(claim, p[0])] = seen
                             waiting.remove(p)
         finally:
             consumer.close()
@@ -154,6 +159,9 @@ class Prober:
                         done = [p for p in waiting if stored_lsn >= p[0]]
                         for p in done:
                             self.latencies.append(seen - p[1])
+                            on_topic = self.topic_seen.pop((r["claim_id"], p[0]), None)
+                            if on_topic is not None:
+                                self.downstream.append(max(0.0, seen - on_topic))
                             waiting.remove(p)
                         if not waiting:
                             self.pending.pop(r["claim_id"], None)
@@ -161,7 +169,7 @@ class Prober:
 
 
 def run_freshness(settings: PlatformSettings, *, duration_s: float, rate: float, probe_every: float,
-                  poll_s: float, seed: int) -> tuple[list[float], int, list[float]]:
+                  poll_s: float, seed: int) -> tuple[list[float], int, list[float], list[float]]:
     env = {**os.environ, **settings.as_env()}
     sim = subprocess.Popen(
         [sys.executable, "-m", "claimsctl.cli", "simulate", "--duration", str(duration_s), "--rate", str(rate),
@@ -186,7 +194,7 @@ def run_freshness(settings: PlatformSettings, *, duration_s: float, rate: float,
     stop.set()
     poller.join(10)
     unseen = sum(len(v) for v in prober.pending.values())
-    return prober.latencies, unseen, prober.upstream
+    return prober.latencies, unseen, prober.upstream, prober.downstream
 
 
 # ------------------------------------------------------------------------------------------------ MERGE throughput
@@ -229,6 +237,20 @@ def run_merge_comparison(settings: PlatformSettings) -> dict[str, float]:
     apply(plan_b)
     compactor_s = time.monotonic() - t0
 
+    # The compactor's SCD1 MERGEs alone (what readers wait for; history and offsets trail them), on a third lake.
+    scd1_layout = LakeLayout(f"{root}/compactor-scd1")
+    scd1_writers = [DeltaLakeWriter(spark_session(settings.spark_remote), scd1_layout) for _ in plan_b.tables]
+
+    def apply_current(plan) -> None:  # noqa: ANN001
+        with ThreadPoolExecutor(len(scd1_writers) or 1) as pool:
+            list(pool.map(lambda wt: wt[0].merge_current(entity_columns(wt[1].table), wt[1]),
+                          zip(scd1_writers, plan.tables.values())))
+
+    apply_current(plan_a)
+    t0 = time.monotonic()
+    apply_current(plan_b)
+    scd1_s = time.monotonic() - t0
+
     def scd1_arrow(table: str, plan) -> pa.Table:  # noqa: ANN001
         columns = entity_columns(table)
         schema = columns.current_schema()
@@ -263,6 +285,7 @@ def run_merge_comparison(settings: PlatformSettings) -> dict[str, float]:
         list(pool.map(bare_merge, sources))
     deltars_s = time.monotonic() - t0
     return {"changes": n_b, "tables": len(plan_b.tables), "compactor_s": compactor_s, "deltars_s": deltars_s,
+            "scd1_s": scd1_s, "scd1_ratio": deltars_s / scd1_s,
             "compactor_per_s": n_b / compactor_s, "deltars_per_s": n_b / deltars_s,
             "ratio": (n_b / compactor_s) / (n_b / deltars_s)}
 
@@ -290,7 +313,7 @@ def main() -> None:
               f"(other processes on the machine share the CPU with the stack)", flush=True)
         print(f"stack up in {time.monotonic() - t0:.1f}s (state {settings.state_dir}); "
               f"trigger {settings.compactor_trigger_s}s, max batch {settings.compactor_max_batch}", flush=True)
-        latencies, unseen, upstream = run_freshness(settings, duration_s=args.duration, rate=args.rate,
+        latencies, unseen, upstream, downstream = run_freshness(settings, duration_s=args.duration, rate=args.rate,
                                           probe_every=args.probe_every, poll_s=args.poll_s, seed=args.seed)
         print(f"freshness: {len(latencies)} probes seen, {unseen} not seen within 60 s after the load; "
               f"min {min(latencies, default=float('nan')):.2f}s mean {statistics.fmean(latencies) if latencies else float('nan'):.2f}s "
@@ -299,6 +322,11 @@ def main() -> None:
             print(f"of which upstream (commit -> record on claims.cdc.claims.v1, Debezium + normalizer): "
                   f"p50 {percentile(upstream, 0.5):.2f}s p95 {percentile(upstream, 0.95):.2f}s "
                   f"p99 {percentile(upstream, 0.99):.2f}s over {len(upstream)} probes", flush=True)
+        if downstream:
+            print(f"and downstream (record on the topic -> row in current/claims, the compactor): "
+                  f"p50 {percentile(downstream, 0.5):.2f}s p95 {percentile(downstream, 0.95):.2f}s "
+                  f"p99 {percentile(downstream, 0.99):.2f}s over {len(downstream)} probes "
+                  f"(history trails by up to {settings.compactor_history_delay_s}s)", flush=True)
         print(f"load average after the load: {os.getloadavg()[0]:.1f}", flush=True)
         status = stack.components[-1].impl.job_status()
         print(f"compactor: {status.get('batches')} batches, {status.get('records')} records, "
@@ -307,6 +335,9 @@ def main() -> None:
         print(f"merge of {merge['changes']} changes over {merge['tables']} tables: compactor "
               f"{merge['compactor_s']:.2f}s ({merge['compactor_per_s']:.0f}/s), bare delta-rs "
               f"{merge['deltars_s']:.2f}s ({merge['deltars_per_s']:.0f}/s)", flush=True)
+        print(f"of which the SCD1 MERGEs alone (current tables, as Spark SQL on pysail): {merge['scd1_s']:.2f}s, "
+              f"ratio to bare delta-rs {merge['scd1_ratio']:.2f}; merge_ratio below counts the whole batch "
+              f"(history + current + offsets)", flush=True)
         p50, p95, p99 = (percentile(latencies, q) for q in (0.5, 0.95, 0.99))
         print(f"BENCH freshness p50_s={p50:.2f} p95_s={p95:.2f} p99_s={p99:.2f} merge_ratio={merge['ratio']:.2f}",
               flush=True)

@@ -23,6 +23,7 @@ A failed cycle is retried from the last recorded positions with backoff; the Spa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -66,6 +67,14 @@ from services.delta_compactor.writer import DeltaLakeWriter
 log = logging.getLogger("delta_compactor")
 
 GROUP_ID = "delta-compactor"
+
+
+def consumer_group(settings: PlatformSettings) -> str:
+    """The consumer group the job commits its offsets to (lag figures only; positions live in the lake). One per lake
+    root, so a backfill into another root (`CLAIMS_LAKE_ROOT`) does not move the live job's lag figures."""
+    if not settings.lake_root:
+        return GROUP_ID
+    return f"{GROUP_ID}-{hashlib.sha256(settings.lake_root_uri.encode()).hexdigest()[:10]}"
 CDC_TOPICS = {normalized_topic(t): t for t in CDC_TABLES}
 APPEND_BY_NAME = {t.name: t for t in APPEND_TABLES}
 
@@ -138,7 +147,7 @@ class CompactorJob:
         self.lock = lock
         self._hold = SharedLakeHold(lock)
         self.status_file = status_file
-        self.consumer = kafka.consumer(settings, GROUP_ID, **{"fetch.wait.max.ms": 50, "enable.partition.eof": False})
+        self.consumer = kafka.consumer(settings, consumer_group(settings), **{"fetch.wait.max.ms": 50, "enable.partition.eof": False})
         self.producer = kafka.producer(settings)
         self.positions: dict[tuple[str, int], int] = {}  # next offset to read per partition (recorded in the lake)
         self.counters: Counter = Counter()
