@@ -160,14 +160,18 @@ def connector_running(log_path: Path) -> bool:
 
 # The runner writes its status file every 2 s; older than this, the worker is hung or busy beyond what is healthy.
 STATUS_STALE_S = 30.0
+# A running task whose unacknowledged records have not fallen for this long is stuck on the broker (while records
+# flow, every acknowledgement lowers the count; Connect's producer itself waits forever).
+STALLED_S = 30.0
 
 
 def connect_health(status: dict[str, Any] | None, now_ms: int) -> tuple[bool, str]:
     """(healthy, why not) from the runner's status file (None: not written yet).
 
-    Healthy only when the connector and every task are RUNNING and the status is fresh. A FAILED task is unhealthy
-    until its restart (by the runner, after a back-off) has it running again: the detail says what failed and when
-    the next restart is due.
+    Healthy only when the connector and every task are RUNNING, no task's producer failed to deliver a record since
+    the task started (Connect fails such a task, up to 30 s later), no task's unacknowledged records have stopped
+    falling for STALLED_S, and the status is fresh. A FAILED task is unhealthy until its restart (by the runner,
+    after a back-off) has it running again: the detail says what failed and when the next restart is due.
     """
     if status is None:
         return False, "no connector status reported yet"
@@ -186,6 +190,15 @@ def connect_health(status: dict[str, Any] | None, now_ms: int) -> tuple[bool, st
     if status.get("connector_state") != "RUNNING" or not tasks or any(t.get("state") != "RUNNING" for t in tasks):
         states = ", ".join(f"{t.get('id')}={t.get('state')}" for t in tasks) or "none"
         return False, f"connector {name} {status.get('connector_state')}, tasks: {states}"
+    for task in tasks:
+        if task.get("producer_error_at_ms") is not None:
+            return False, (f"task {name}-{task.get('id')}: {task.get('producer_errors')} change events could not be "
+                           "delivered to the broker; Connect fails the task once its producer has closed, then it is "
+                           "restarted")
+        since = task.get("unacked_since_ms")
+        if task.get("unacked") and since is not None and (now_ms - int(since)) / 1000 >= STALLED_S:
+            return False, (f"task {name}-{task.get('id')} RUNNING but {task['unacked']} change events not acknowledged "
+                           f"by the broker for {(now_ms - int(since)) / 1000:.0f} s")
     return True, ""
 
 

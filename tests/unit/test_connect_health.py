@@ -54,3 +54,33 @@ def test_connector_without_tasks_is_unhealthy() -> None:
     status["tasks"] = []
     healthy, why = connect_health(status, NOW)
     assert healthy is False and "tasks: none" in why
+
+
+def test_running_task_whose_unacknowledged_records_stopped_falling_is_stuck() -> None:
+    status = _status()
+    status["tasks"][0].update(unacked=412, unacked_since_ms=NOW - 45_000)
+    healthy, why = connect_health(status, NOW)
+    assert healthy is False
+    assert why == "task claims-postgres-0 RUNNING but 412 change events not acknowledged by the broker for 45 s"
+
+
+def test_running_task_with_records_in_flight_for_a_moment_is_healthy() -> None:
+    status = _status()
+    status["tasks"][0].update(unacked=12, unacked_since_ms=NOW - 4_000)
+    assert connect_health(status, NOW) == (True, "")
+    status["tasks"][0].update(unacked=0, unacked_since_ms=None)
+    assert connect_health(status, NOW) == (True, "")
+
+
+def test_running_task_whose_producer_failed_a_record_is_unhealthy_before_connect_marks_it_failed() -> None:
+    status = _status()
+    status["tasks"][0].update(producer_errors=3, producer_error_at_ms=NOW - 2_000)
+    healthy, why = connect_health(status, NOW)
+    assert healthy is False
+    assert why.startswith("task claims-postgres-0: 3 change events could not be delivered to the broker")
+
+
+def test_restarted_task_with_a_fresh_producer_is_healthy() -> None:
+    status = _status(restarts=1, consecutive_failures=1, last_failure="task claims-postgres-0 FAILED: x")
+    status["tasks"][0].update(producer_errors=0, producer_error_at_ms=None, unacked=0, unacked_since_ms=None)
+    assert connect_health(status, NOW) == (True, "")

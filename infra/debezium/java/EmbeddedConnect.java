@@ -203,6 +203,10 @@ public final class EmbeddedConnect {
         private long lastRestartAt;
         private long restartDueAt = -1;
         private String lastFailure;
+        /** Per task: the last unacknowledged-record count seen, and since when it has been above 0 without falling. */
+        private final Map<Integer, long[]> backlog = new java.util.HashMap<>();
+        /** Per task: its producer's record-error-total last seen, and when it last rose (-1: not since the start). */
+        private final Map<Integer, long[]> producerErrors = new java.util.HashMap<>();
 
         Supervisor(StandaloneHerder herder, String name, String statusFile, Logger log) {
             this.herder = herder;
@@ -220,6 +224,7 @@ public final class EmbeddedConnect {
                 return true; // status not available while stopping
             }
             long now = System.currentTimeMillis();
+            trackDelivery(status, now);
             String failure = failure(status);
             if (failure == null) {
                 if (allRunning(status)) {
@@ -241,12 +246,64 @@ public final class EmbeddedConnect {
                 log.error("EmbeddedConnect: {}; restarting the failed connector/tasks in {} ms (failure {} in a row)",
                         failure, delay, consecutiveFailures);
             } else if (now >= restartDueAt) {
+                producerErrors.clear();
+                backlog.clear();
                 restart();
                 restartDueAt = -1;
                 lastRestartAt = now;
             }
             writeStatus(status, now);
             return true;
+        }
+
+        /**
+         * What the task state does not show. A task whose producer could not deliver a record is failing, though it
+         * is RUNNING until its producer has closed: records when its producer's record-error-total rose. A RUNNING
+         * task can also be stuck, its producer waiting on a broker that answers nothing useful: Connect's
+         * source-record-active-count (records polled but not yet acknowledged) then stays above 0 and never falls,
+         * while it falls at every acknowledgement when records flow: records since when it has not fallen.
+         */
+        private void trackDelivery(ConnectorStateInfo status, long now) {
+            for (ConnectorStateInfo.TaskState task : status.tasks()) {
+                // Connect fails the task on any record its producer could not deliver (errors.tolerance=none), but
+                // reports it FAILED only once the producer has closed (up to 30 s): the error count says it at once.
+                Long failedRecords = metric("kafka.producer:type=producer-metrics,client-id=connector-producer-"
+                        + name + "-" + task.id(), "record-error-total");
+                long[] errors = producerErrors.get(task.id());
+                if (failedRecords != null) {
+                    if (errors == null || failedRecords < errors[0]) {
+                        producerErrors.put(task.id(), new long[] {failedRecords, failedRecords > 0 ? now : -1});
+                    } else if (failedRecords > errors[0]) {
+                        errors[0] = failedRecords;
+                        errors[1] = now;
+                    }
+                }
+                Long count = metric("kafka.connect:type=source-task-metrics,connector=" + name + ",task=" + task.id(),
+                        "source-record-active-count");
+                if (count == null || !"RUNNING".equals(task.state())) {
+                    backlog.remove(task.id());
+                    continue;
+                }
+                long[] seen = backlog.get(task.id());
+                if (count == 0) {
+                    backlog.put(task.id(), new long[] {0, -1});
+                } else if (seen == null || seen[1] < 0 || count < seen[0]) {
+                    backlog.put(task.id(), new long[] {count, now});
+                } else {
+                    seen[0] = count;
+                }
+            }
+        }
+
+        /** A numeric JMX attribute of this worker's metrics, or null while it is not registered. */
+        private static Long metric(String objectName, String attribute) {
+            try {
+                Object value = java.lang.management.ManagementFactory.getPlatformMBeanServer()
+                        .getAttribute(new javax.management.ObjectName(objectName), attribute);
+                return value instanceof Number ? Math.round(((Number) value).doubleValue()) : null;
+            } catch (Exception e) {
+                return null; // not registered (task starting or stopping)
+            }
         }
 
         /** What POST /connectors/{name}/restart?includeTasks=true&onlyFailed=true does on a Connect cluster. */
@@ -275,6 +332,12 @@ public final class EmbeddedConnect {
                 t.put("id", task.id());
                 t.put("state", task.state());
                 t.put("trace", firstLines(task.trace()));
+                long[] seen = backlog.get(task.id());
+                t.put("unacked", seen == null ? null : seen[0]);
+                t.put("unacked_since_ms", seen == null || seen[1] < 0 ? null : seen[1]);
+                long[] errors = producerErrors.get(task.id());
+                t.put("producer_errors", errors == null ? null : errors[0]);
+                t.put("producer_error_at_ms", errors == null || errors[1] < 0 ? null : errors[1]);
                 tasks.add(t);
             }
             doc.put("tasks", tasks);
