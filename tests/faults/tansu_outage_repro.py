@@ -4,16 +4,17 @@ object store is away, and whether the producer and the partition are usable agai
     CLAIMS_TEST_PORT_OFFSET=400 .venv/bin/python -m tests.faults.tansu_outage_repro [--mode pause|stop] [--outage-s 15]
 
 Starts its own SeaweedFS and Tansu (the stack's classes, a temporary state directory, ports 70 above the test
-ports), produces 20 records before and after the outage, and one every 100 ms per producer while the store goes away and comes back, with an idempotent and a plain confluent-kafka
-producer, then reads the partition back and prints, per producer and phase, the delivery errors, and which
-records are missing or doubled. `--mode pause` SIGSTOPs SeaweedFS (requests hang), `stop` stops it (the S3 gateway
+ports). With an idempotent and a plain confluent-kafka producer it produces 20 records before and after the
+outage, and one record per producer every 100 ms while the store goes away and comes back. Then it reads the
+partition back and prints, per producer and phase, the delivery errors and which records are missing or doubled. `--mode pause` SIGSTOPs SeaweedFS (requests hang), `stop` stops it (the S3 gateway
 answers 500 while it shuts down, then the connection is refused).
 
-Findings recorded in README.md (Reliability): the broker answers UNKNOWN_SERVER_ERROR for every produce that needs
-the store. librdkafka retries that error; the Java producer Kafka Connect uses does not (UnknownServerException is
-not a RetriableException), so Connect's source task fails. After the store is back, the same producers and a new
-one write to the same partition again without a broker restart: nothing in the broker's partition or producer
-state stays broken.
+Findings recorded in README.md (Reliability). The broker answers UNKNOWN_SERVER_ERROR to a produce whose write
+to the store fails, or it drops the connection. Neither librdkafka nor the Java producer used by Kafka Connect retries
+that error: UnknownServerException is not a RetriableException, so Connect's source task fails. Once the store is
+back, the plain producer and a new idempotent one write to the same partition again with no broker restart, and
+nothing they had acknowledged is missing. The librdkafka idempotent producer that saw the error is then answered
+PRODUCER_FENCED for good.
 """
 
 from __future__ import annotations
