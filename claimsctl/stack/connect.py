@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -110,6 +111,7 @@ def connect_command(
     *,
     build_dir: Path,
     offsets_file: Path,
+    status_file: Path | None = None,
     worker_properties: Path = WORKER_PROPERTIES,
     connector_definition: Path = CONNECTOR_DEFINITION,
     overrides: dict[str, str] | None = None,
@@ -117,7 +119,8 @@ def connect_command(
     """Compile the runner if needed and return the command running `connector_definition` on an embedded worker.
 
     Source offsets are kept in `offsets_file`: keep it to resume where the last run stopped, delete it (and drop
-    the replication slot) to snapshot again.
+    the replication slot) to snapshot again. The worker writes the connector's state to `status_file` (see
+    `connect_health`).
     """
     classes = compile_runner(build_dir)
     offsets_file.parent.mkdir(parents=True, exist_ok=True)
@@ -134,6 +137,8 @@ def connect_command(
         *(f"{key}={value}" for key, value in (overrides or {}).items()),
     ]
     env = {**settings.connector_env(), "CLAIMS_CONNECT_OFFSETS_FILE": str(offsets_file)}
+    if status_file is not None:
+        env["CLAIMS_CONNECT_STATUS_FILE"] = str(status_file)
     return ConnectCommand(argv=argv, env=env)
 
 
@@ -151,6 +156,50 @@ def connector_running(log_path: Path) -> bool:
     """True once the latest run has finished any snapshot and is streaming changes from the replication slot."""
     run = _current_run(log_path)
     return STREAMING_MARKER in run and STOPPED_MARKER not in run
+
+
+# The runner writes its status file every 2 s; older than this, the worker is hung or busy beyond what is healthy.
+STATUS_STALE_S = 30.0
+# A running task whose unacknowledged records have not fallen for this long is stuck on the broker (while records
+# flow, every acknowledgement lowers the count; Connect's producer itself waits forever).
+STALLED_S = 30.0
+
+
+def connect_health(status: dict[str, Any] | None, now_ms: int) -> tuple[bool, str]:
+    """(healthy, why not) from the runner's status file (None: not written yet).
+
+    Healthy only when the connector and every task are RUNNING, no task's producer failed to deliver a record since
+    the task started (Connect fails such a task, up to 30 s later), no task's unacknowledged records have stopped
+    falling for STALLED_S, and the status is fresh. A FAILED task is unhealthy until its restart (by the runner,
+    after a back-off) has it running again: the detail says what failed and when the next restart is due.
+    """
+    if status is None:
+        return False, "no connector status reported yet"
+    age_s = (now_ms - int(status.get("updated_at_ms") or 0)) / 1000
+    if age_s > STATUS_STALE_S:
+        return False, f"no connector status from the worker for {age_s:.0f} s"
+    name = status.get("connector", "?")
+    tasks = status.get("tasks") or []
+    failed = [t for t in tasks if t.get("state") == "FAILED"]
+    if status.get("connector_state") == "FAILED" or failed:
+        what = f"task {name}-{failed[0].get('id')}" if failed else f"connector {name}"
+        trace = (failed[0].get("trace") if failed else None) or status.get("last_failure") or ""
+        due = status.get("restart_due_at_ms")
+        when = f"; restart due in {max(0.0, (int(due) - now_ms) / 1000):.0f} s" if due else "; restarting"
+        return False, f"{what} FAILED ({trace[:200]}){when}"
+    if status.get("connector_state") != "RUNNING" or not tasks or any(t.get("state") != "RUNNING" for t in tasks):
+        states = ", ".join(f"{t.get('id')}={t.get('state')}" for t in tasks) or "none"
+        return False, f"connector {name} {status.get('connector_state')}, tasks: {states}"
+    for task in tasks:
+        if task.get("producer_error_at_ms") is not None:
+            return False, (f"task {name}-{task.get('id')}: {task.get('producer_errors')} change events could not be "
+                           "delivered to the broker; Connect fails the task once its producer has closed, then it is "
+                           "restarted")
+        since = task.get("unacked_since_ms")
+        if task.get("unacked") and since is not None and (now_ms - int(since)) / 1000 >= STALLED_S:
+            return False, (f"task {name}-{task.get('id')} RUNNING but {task['unacked']} change events not acknowledged "
+                           f"by the broker for {(now_ms - int(since)) / 1000:.0f} s")
+    return True, ""
 
 
 def connector_config() -> dict[str, str]:
@@ -181,6 +230,10 @@ class EmbeddedConnect:
         return self.settings.state_dir / "connect" / "offsets.dat"
 
     @property
+    def status_file(self) -> Path:
+        return self.settings.state_dir / "connect" / "status.json"
+
+    @property
     def handoff_file(self) -> Path:
         return self.settings.state_dir / "connect" / "slot-handoff.json"
 
@@ -191,9 +244,10 @@ class EmbeddedConnect:
         if self.handoff_file.exists():
             overrides["snapshot.mode"] = "no_data"
             self._set_offsets_aside("handoff")
+        self.status_file.unlink(missing_ok=True)  # a previous run's status must not speak for this one
         command = connect_command(
             self.settings, build_dir=self.settings.state_dir / "build" / "connect", offsets_file=self.offsets_file,
-            overrides=overrides,
+            status_file=self.status_file, overrides=overrides,
         )
         self.proc.start(
             command.argv,
@@ -207,6 +261,16 @@ class EmbeddedConnect:
     def stop(self) -> bool:
         """SIGTERM: the worker stops the task and flushes offsets (about 1 s) before exiting."""
         return self.proc.stop(timeout_s=60)
+
+    def health(self) -> tuple[bool, str]:
+        """(healthy, why not): the connector and its task RUNNING, from the worker's status file."""
+        try:
+            status = json.loads(self.status_file.read_text())
+        except FileNotFoundError:
+            status = None
+        except ValueError as exc:
+            return False, f"unreadable connector status {self.status_file}: {exc}"
+        return connect_health(status, int(time.time() * 1000))
 
     def stored_offsets(self) -> list[tuple[object, dict[str, object]]]:
         """The worker's stored source offsets as (partition key, offset) pairs, read with the runner itself."""

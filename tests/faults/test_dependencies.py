@@ -127,6 +127,13 @@ def test_object_store_away_lambda_retries_and_nothing_is_lost(fault_stack: Fault
     received = after.get("messages", 0) - before.get("messages", 0)
     deleted = after.get("deleted", 0) - before.get("deleted", 0)
     row.detail += f"; Lambda: {received} messages received, {deleted} deleted, {received - deleted} retried"
+    # The local broker answers UNKNOWN_SERVER_ERROR to produces while its store is away; Connect's producer does not
+    # retry that error and the task fails: the runner restarts it (README, Reliability). Say how often, and whether
+    # `claimsctl status` showed it.
+    connect_status = json.loads(fs.component("connect").impl.status_file.read_text())
+    samples = [s["connect"] for s in box["sampler"].samples if "connect" in s]
+    row.detail += (f"; Connect: {connect_status['restarts']} task restarts, reported unhealthy in "
+                   f"{sum(1 for c in samples if c.get('healthy') is False)} of {len(samples)} status samples")
     assert received > deleted, "no notification was retried: the outage did not hit the Lambda mid-work"
 
 

@@ -12,6 +12,7 @@ import org.apache.kafka.common.utils.Utils;
 import org.apache.kafka.connect.connector.policy.ConnectorClientConfigOverridePolicy;
 import org.apache.kafka.connect.json.JsonConverter;
 import org.apache.kafka.connect.runtime.Herder;
+import org.apache.kafka.connect.runtime.RestartRequest;
 import org.apache.kafka.connect.runtime.TargetState;
 import org.apache.kafka.connect.runtime.Worker;
 import org.apache.kafka.connect.runtime.WorkerConfig;
@@ -40,9 +41,17 @@ import org.slf4j.LoggerFactory;
  * on {@code POST /connectors}: {@code {"name": ..., "config": {...}}}. Runs until SIGTERM/SIGINT, then stops the herder,
  * which stops the connector, its task and the worker, and flushes source offsets to the offsets file.
  *
+ * <p>Supervision: a task (or the connector) that FAILS after it ran is restarted as
+ * {@code POST /connectors/<name>/restart?includeTasks=true&onlyFailed=true} would, after a growing delay
+ * ({@link RestartBackoff}), for as long as it keeps failing; a production Connect cluster needs the same from its
+ * operator (Strimzi's {@code autoRestart}, or a watcher calling that endpoint). A failure before the task ever ran
+ * is a start-up failure (bad config, database unreachable): exit 3, so {@code claimsctl up} reports it at once.
+ *
  * <p>Log lines others rely on (claimsctl/stack/connect.py): "EmbeddedConnect: starting" opens every run; Debezium's
  * PostgreSQL task logs "Starting replication stream" once any snapshot is done and the replication stream is open;
- * "EmbeddedConnect: stopped" ends a clean stop. Exit codes: 1 start-up failed, 3 connector or task FAILED.
+ * "EmbeddedConnect: stopped" ends a clean stop. Exit codes: 1 start-up failed, 3 connector or task FAILED before
+ * it ever ran. The connector's state (and restarts) is written every 2 s to $CLAIMS_CONNECT_STATUS_FILE, if set,
+ * as JSON: what {@code claimsctl status} reports as Connect's health.
  */
 public final class EmbeddedConnect {
 
@@ -52,6 +61,12 @@ public final class EmbeddedConnect {
     public static void main(String[] args) throws Exception {
         if (args.length == 2 && args[0].equals("--print-offsets")) {
             printOffsets(new File(args[1]));
+            return;
+        }
+        if (args.length == 2 && args[0].equals("--print-restart-delays")) {
+            for (int n = 1; n <= Integer.parseInt(args[1]); n++) {
+                System.out.println(RestartBackoff.delayMs(n));
+            }
             return;
         }
         if (args.length < 2) {
@@ -108,18 +123,11 @@ public final class EmbeddedConnect {
             log.error("EmbeddedConnect: stopping after start-up error", e);
             System.exit(1); // runs the shutdown hook
         }
-        // Without a REST server nobody can restart a failed connector or task: exit non-zero instead, so the
-        // supervisor (claimsctl) sees the failure and the log ends with the cause.
+        // Without a REST server nobody else can restart a failed connector or task: this loop is that supervisor.
+        Supervisor supervisor = new Supervisor(herder, connector.name, System.getenv("CLAIMS_CONNECT_STATUS_FILE"), log);
         while (!stopped.await(2, TimeUnit.SECONDS)) {
-            String failure;
-            try {
-                failure = failure(herder.connectorStatus(connector.name));
-            } catch (RuntimeException e) {
-                continue; // status not available while stopping
-            }
-            if (failure != null) {
-                log.error("EmbeddedConnect: {}", failure);
-                System.exit(3);
+            if (!supervisor.check()) {
+                System.exit(3); // runs the shutdown hook
             }
         }
     }
@@ -157,6 +165,211 @@ public final class EmbeddedConnect {
             }
         }
         return null;
+    }
+
+    /** True when the connector and every task (at least one) are RUNNING. */
+    private static boolean allRunning(ConnectorStateInfo status) {
+        return "RUNNING".equals(status.connector().state()) && !status.tasks().isEmpty()
+                && status.tasks().stream().allMatch(t -> "RUNNING".equals(t.state()));
+    }
+
+    /**
+     * Delay before the n-th consecutive restart of a failed task: 2 s, doubling, at most 60 s. Failures count as
+     * consecutive until the connector has run for {@link #STABLE_MS} since its last restart.
+     */
+    static final class RestartBackoff {
+        static final long FIRST_DELAY_MS = 2_000;
+        static final long MAX_DELAY_MS = 60_000;
+        static final long STABLE_MS = 300_000;
+
+        private RestartBackoff() {
+        }
+
+        static long delayMs(int consecutiveFailures) {
+            int doublings = Math.max(0, Math.min(consecutiveFailures - 1, 16));
+            return Math.min(FIRST_DELAY_MS << doublings, MAX_DELAY_MS);
+        }
+    }
+
+    /** Watches the connector, restarts what failed (after RestartBackoff) and writes the status file. */
+    private static final class Supervisor {
+        private final StandaloneHerder herder;
+        private final String name;
+        private final File statusFile;
+        private final Logger log;
+        private boolean everRan;
+        private int restarts;
+        private int consecutiveFailures;
+        private long lastRestartAt;
+        private long restartDueAt = -1;
+        private String lastFailure;
+        /** Per task: the last unacknowledged-record count seen, and since when it has been above 0 without falling. */
+        private final Map<Integer, long[]> backlog = new java.util.HashMap<>();
+        /** Per task: its producer's record-error-total last seen, and when it last rose (-1: not since the start). */
+        private final Map<Integer, long[]> producerErrors = new java.util.HashMap<>();
+
+        Supervisor(StandaloneHerder herder, String name, String statusFile, Logger log) {
+            this.herder = herder;
+            this.name = name;
+            this.statusFile = statusFile == null || statusFile.isEmpty() ? null : new File(statusFile);
+            this.log = log;
+        }
+
+        /** One round; false when the connector failed before it ever ran (the caller exits). */
+        boolean check() {
+            ConnectorStateInfo status;
+            try {
+                status = herder.connectorStatus(name);
+            } catch (RuntimeException e) {
+                return true; // status not available while stopping
+            }
+            long now = System.currentTimeMillis();
+            trackDelivery(status, now);
+            String failure = failure(status);
+            if (failure == null) {
+                if (allRunning(status)) {
+                    everRan = true;
+                    if (consecutiveFailures > 0 && now - lastRestartAt >= RestartBackoff.STABLE_MS) {
+                        consecutiveFailures = 0;
+                    }
+                }
+            } else if (!everRan) {
+                log.error("EmbeddedConnect: {} (before it ever ran: not restarting)", failure);
+                lastFailure = failure;
+                writeStatus(status, now);
+                return false;
+            } else if (restartDueAt < 0) {
+                consecutiveFailures++;
+                lastFailure = failure;
+                long delay = RestartBackoff.delayMs(consecutiveFailures);
+                restartDueAt = now + delay;
+                log.error("EmbeddedConnect: {}; restarting the failed connector/tasks in {} ms (failure {} in a row)",
+                        failure, delay, consecutiveFailures);
+            } else if (now >= restartDueAt) {
+                producerErrors.clear();
+                backlog.clear();
+                restart();
+                restartDueAt = -1;
+                lastRestartAt = now;
+            }
+            writeStatus(status, now);
+            return true;
+        }
+
+        /**
+         * What the task state does not show. A task whose producer could not deliver a record is failing, though it
+         * is RUNNING until its producer has closed: records when its producer's record-error-total rose. A RUNNING
+         * task can also be stuck, its producer waiting on a broker that answers nothing useful: Connect's
+         * source-record-active-count (records polled but not yet acknowledged) then stays above 0 and never falls,
+         * while it falls at every acknowledgement when records flow: records since when it has not fallen.
+         */
+        private void trackDelivery(ConnectorStateInfo status, long now) {
+            for (ConnectorStateInfo.TaskState task : status.tasks()) {
+                // Connect fails the task on any record its producer could not deliver (errors.tolerance=none), but
+                // reports it FAILED only once the producer has closed (up to 30 s): the error count says it at once.
+                Long failedRecords = metric("kafka.producer:type=producer-metrics,client-id=connector-producer-"
+                        + name + "-" + task.id(), "record-error-total");
+                long[] errors = producerErrors.get(task.id());
+                if (failedRecords != null) {
+                    if (errors == null || failedRecords < errors[0]) {
+                        producerErrors.put(task.id(), new long[] {failedRecords, failedRecords > 0 ? now : -1});
+                    } else if (failedRecords > errors[0]) {
+                        errors[0] = failedRecords;
+                        errors[1] = now;
+                    }
+                }
+                Long count = metric("kafka.connect:type=source-task-metrics,connector=" + name + ",task=" + task.id(),
+                        "source-record-active-count");
+                if (count == null || !"RUNNING".equals(task.state())) {
+                    backlog.remove(task.id());
+                    continue;
+                }
+                long[] seen = backlog.get(task.id());
+                if (count == 0) {
+                    backlog.put(task.id(), new long[] {0, -1});
+                } else if (seen == null || seen[1] < 0 || count < seen[0]) {
+                    backlog.put(task.id(), new long[] {count, now});
+                } else {
+                    seen[0] = count;
+                }
+            }
+        }
+
+        /** A numeric JMX attribute of this worker's metrics, or null while it is not registered. */
+        private static Long metric(String objectName, String attribute) {
+            try {
+                Object value = java.lang.management.ManagementFactory.getPlatformMBeanServer()
+                        .getAttribute(new javax.management.ObjectName(objectName), attribute);
+                return value instanceof Number ? Math.round(((Number) value).doubleValue()) : null;
+            } catch (Exception e) {
+                return null; // not registered (task starting or stopping)
+            }
+        }
+
+        /** What POST /connectors/{name}/restart?includeTasks=true&onlyFailed=true does on a Connect cluster. */
+        private void restart() {
+            restarts++;
+            FutureCallback<ConnectorStateInfo> restarted = new FutureCallback<>();
+            herder.restartConnectorAndTasks(new RestartRequest(name, true, true), restarted);
+            try {
+                restarted.get(60, TimeUnit.SECONDS);
+                log.info("EmbeddedConnect: restarted the failed connector/tasks of {} (restart {})", name, restarts);
+            } catch (Exception e) {
+                log.error("EmbeddedConnect: restart {} of {} failed: {}", restarts, name, e.toString());
+            }
+        }
+
+        private void writeStatus(ConnectorStateInfo status, long now) {
+            if (statusFile == null) {
+                return;
+            }
+            Map<String, Object> doc = new LinkedHashMap<>();
+            doc.put("connector", name);
+            doc.put("connector_state", status.connector().state());
+            java.util.List<Map<String, Object>> tasks = new java.util.ArrayList<>();
+            for (ConnectorStateInfo.TaskState task : status.tasks()) {
+                Map<String, Object> t = new LinkedHashMap<>();
+                t.put("id", task.id());
+                t.put("state", task.state());
+                t.put("trace", firstLines(task.trace()));
+                long[] seen = backlog.get(task.id());
+                t.put("unacked", seen == null ? null : seen[0]);
+                t.put("unacked_since_ms", seen == null || seen[1] < 0 ? null : seen[1]);
+                long[] errors = producerErrors.get(task.id());
+                t.put("producer_errors", errors == null ? null : errors[0]);
+                t.put("producer_error_at_ms", errors == null || errors[1] < 0 ? null : errors[1]);
+                tasks.add(t);
+            }
+            doc.put("tasks", tasks);
+            doc.put("restarts", restarts);
+            doc.put("consecutive_failures", consecutiveFailures);
+            doc.put("last_failure", firstLines(lastFailure));
+            doc.put("restart_due_at_ms", restartDueAt < 0 ? null : restartDueAt);
+            doc.put("updated_at_ms", now);
+            try {
+                File tmp = new File(statusFile.getPath() + ".tmp");
+                new ObjectMapper().writeValue(tmp, doc);
+                java.nio.file.Files.move(tmp.toPath(), statusFile.toPath(),
+                        java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                        java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            } catch (java.io.IOException e) {
+                log.warn("EmbeddedConnect: cannot write {}: {}", statusFile, e.toString());
+            }
+        }
+
+        /** The exception lines of a trace (its cause included), without the stack frames. */
+        private static String firstLines(String trace) {
+            if (trace == null) {
+                return null;
+            }
+            StringBuilder out = new StringBuilder();
+            for (String line : trace.split("\n")) {
+                if (!line.startsWith("\tat ") && !line.trim().startsWith("...") && !line.isBlank()) {
+                    out.append(out.length() == 0 ? "" : " | ").append(line.trim());
+                }
+            }
+            return out.length() > 1000 ? out.substring(0, 1000) : out.toString();
+        }
     }
 
     /**
