@@ -107,10 +107,6 @@ class PlatformSettings(BaseSettings):
     # and the most records in one batch. Smaller is fresher; larger makes fewer, bigger Delta commits.
     compactor_trigger_s: float = 0.1
     compactor_max_batch: int = 20000
-    # How long the history (SCD2) tables and the recorded Kafka offsets may trail the current tables (seconds):
-    # their writes are gathered over this time and done beside the current-table batches. 0 writes every batch
-    # whole (history, current, offsets) before the next. A restart re-reads at most this much.
-    compactor_history_delay_s: float = 2.0
     # Tables the compactor writes at the same time within one batch (each table's writes stay in order).
     compactor_parallel_tables: int = 8
     # `claimsctl maintain`: VACUUM keeps files a reader of a version this recent may still need (hours, >= 168

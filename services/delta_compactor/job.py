@@ -8,15 +8,10 @@ One cycle (`CompactorJob.run_once`):
 2. decode: CDC values with `decode_change`, other streams with their contracts (`append_tables`); what does not decode
    or cannot be applied (planner rejects) goes to `claims.lake.dead-letter.v1` with the reason and the original
    bytes, acknowledged by the broker before anything is recorded as done.
-3. write, holding the lake lock (`lake_lock.py`) when one is configured: the current (SCD1) tables and the append
-   tables at once; the history (SCD2) tables and then the offsets of every record of the batch are written by a
-   second thread for everything gathered over `compactor_history_delay_s` (`history_backlog.py`: readers wait for
-   the current tables, the history stitch is most of a batch's work). A batch whose current rows depend on the
-   history (unchanged TOAST columns, truncates) is written whole, history first, together with the backlog. Every
-   write is idempotent, so a crash at any point followed by a restart (which re-reads from the recorded offsets)
-   loses nothing and doubles nothing.
-4. the recorded offsets are committed to the consumer group `delta-compactor`, for lag figures only
-   (`claimsctl status`).
+3. write, holding the lake lock (`lake_lock.py`) when one is configured: CDC plan (SCD2 history, SCD1 current) and
+   append tables, then the offsets of every record of the batch, last. Every write is idempotent, so a crash at any
+   point followed by a restart (which re-reads from the recorded offsets) loses nothing and doubles nothing.
+4. the same offsets are committed to the consumer group `delta-compactor`, for lag figures only (`claimsctl status`).
 
 A failed cycle is retried from the last recorded positions with backoff; the Spark session is rebuilt on the way.
 """
@@ -31,11 +26,11 @@ import threading
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Message, TopicPartition
 
@@ -53,15 +48,9 @@ from services.delta_compactor.append_tables import (
     decode_append_record,
     flatten_record,
 )
-from services.delta_compactor.history_backlog import HistoryBacklog
 from services.delta_compactor.lake_lock import LakeLock
 from services.delta_compactor.lake_schema import LakeLayout
-from services.delta_compactor.planning import (
-    ConsumedChange,
-    OffsetMark,
-    needs_history_first,
-    plan_batch,
-)
+from services.delta_compactor.planning import ConsumedChange, OffsetMark, plan_batch
 from services.delta_compactor.writer import DeltaLakeWriter
 
 log = logging.getLogger("delta_compactor")
@@ -88,41 +77,6 @@ class BatchReport:
     seconds: float = 0.0
     tables: tuple[str, ...] = ()
     table_seconds: dict[str, float] = field(default_factory=dict)
-    history_deferred: bool = False  # current tables written; history and offsets left to the history thread
-
-
-class SharedLakeHold:
-    """The lake lock held while any of the job's threads writes (the batch loop and the history thread share one
-    hold: the lock keeps `claimsctl maintain` out, not the job's own threads out of each other's tables)."""
-
-    def __init__(self, lock: LakeLock | None) -> None:
-        self._lock = lock
-        self._mutex = threading.Lock()
-        self._holders = 0
-        self._held: Any = None
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        if self._lock is None:
-            yield
-            return
-        with self._mutex:
-            if self._holders == 0:
-                self._held = self._lock.held()
-                self._held.__enter__()
-            self._holders += 1
-        try:
-            yield
-        finally:
-            with self._mutex:
-                self._holders -= 1
-                if self._holders == 0:
-                    held, self._held = self._held, None
-                    held.__exit__(None, None, None)
-
-
-def _offset_marks(offsets: dict[tuple[str, int], int]) -> tuple[OffsetMark, ...]:
-    return tuple(OffsetMark(t, p, n) for (t, p), n in sorted(offsets.items()))
 
 
 @dataclass(frozen=True)
@@ -140,12 +94,9 @@ class CompactorJob:
         self.settings = settings
         self.spark_factory = spark_factory
         self.layout = LakeLayout(settings.lake_root_uri)
-        # One writer per current table at a time (the batch loop, or the history thread's TOAST refill).
-        self._table_locks: dict[str, threading.Lock] = {t: threading.Lock() for t in CDC_TABLES}
-        self.writer = self._new_writer()
+        self.writer = DeltaLakeWriter(spark_factory(), self.layout)
         self.from_beginning = from_beginning
         self.lock = lock
-        self._hold = SharedLakeHold(lock)
         self.status_file = status_file
         self.consumer = kafka.consumer(settings, consumer_group(settings), **{"fetch.wait.max.ms": 50, "enable.partition.eof": False})
         self.producer = kafka.producer(settings)
@@ -163,16 +114,6 @@ class CompactorJob:
         self._generation = 0  # bumped on recovery: every thread then opens a new session
         self._pool = ThreadPoolExecutor(max_workers=max(1, settings.compactor_parallel_tables),
                                         thread_name_prefix="compactor-table")
-        # History (SCD2) and offsets written behind the current tables (history_backlog.py).
-        self.backlog = HistoryBacklog()
-        self._history_mutex = threading.Lock()  # one history + offsets writer at a time
-        self._history_pool = ThreadPoolExecutor(max_workers=max(1, settings.compactor_parallel_tables),
-                                                thread_name_prefix="compactor-history")
-        self._history_thread: threading.Thread | None = None
-        self._history_stop = threading.Event()
-        self._history_error = ""
-        self._lag_to_commit: tuple[OffsetMark, ...] = ()
-        self._lag_mutex = threading.Lock()
 
     # ---------------------------------------------------------------------------------------------- topics
 
@@ -277,27 +218,43 @@ class CompactorJob:
                                        rejected.reason))
         self.dead_letter(dead)
 
-        rejected = {(r.consumed.topic, r.consumed.partition, r.consumed.offset) for r in plan.rejected}
-        valid = [c for c in changes if (c.topic, c.partition, c.offset) not in rejected]
-        report = BatchReport(records=len(messages), cdc_changes=len(valid), dead_lettered=len(dead),
-                             tables=tuple(plan.tables))
-        defer = self._can_defer(plan, len(valid))
-        timings: dict[str, float] = {}
-        with self._hold.held():
-            if defer:
-                report.append_rows = self._write_parallel(
-                    {name: (lambda w, tp=tp: w.apply_current(tp)) for name, tp in plan.tables.items()}, appends,
-                    timings)
-            else:
-                report.append_rows = self._write_whole(valid, next_offsets, appends, timings)
-        if defer:
-            self.backlog.add(valid, next_offsets)
-            self._ensure_history_thread()
-        report.history_deferred = defer
+        offsets = tuple(OffsetMark(t, p, n) for (t, p), n in sorted(next_offsets.items()))
+        report = BatchReport(records=len(messages), cdc_changes=len(changes) - len(plan.rejected),
+                             dead_lettered=len(dead), tables=tuple(plan.tables))
+        with self.lock.held() if self.lock else nullcontext():
+            # Tables are independent: written concurrently (each write is mostly waiting on the Spark server and
+            # the object store). Offsets last, for every record of the batch (CDC, appends, dead letters).
+            timings: dict[str, float] = {}
+
+            def timed(name: str, write: Callable[[DeltaLakeWriter], Any]) -> Any:
+                t0 = time.monotonic()
+                try:
+                    return write(self._thread_writer())
+                finally:
+                    timings[name] = round(time.monotonic() - t0, 3)
+
+            futures = {name: self._pool.submit(timed, name, lambda w, tp=table_plan: w.apply_table(tp))
+                       for name, table_plan in plan.tables.items()}
+            append_futures = {
+                name: self._pool.submit(timed, name, lambda w, n=name, r=rows: w.merge_append(APPEND_BY_NAME[n], r))
+                for name, rows in sorted(appends.items())
+            }
+            errors = []
+            for future in (*futures.values(), *append_futures.values()):
+                try:
+                    future.result()
+                except Exception as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+            report.append_rows = {name: f.result() for name, f in append_futures.items()}
+            t0 = time.monotonic()
+            self.writer.record_offsets(offsets)
+            timings["_offsets"] = round(time.monotonic() - t0, 3)
         report.table_seconds = timings
-        for (topic, partition), next_offset in next_offsets.items():
-            self.positions[(topic, partition)] = next_offset
-        self._commit_for_lag()
+        for mark in offsets:
+            self.positions[(mark.topic, mark.partition)] = mark.next_offset
+        self._commit_for_lag(offsets)
         report.seconds = time.monotonic() - started
         self.counters.update(records=report.records, cdc_changes=report.cdc_changes,
                              append_rows=sum(report.append_rows.values()), dead_lettered=report.dead_lettered,
@@ -309,133 +266,13 @@ class CompactorJob:
                              "seconds": round(report.seconds, 3), "table_seconds": report.table_seconds}))
         return report
 
-    def _can_defer(self, plan: Any, n_changes: int) -> bool:
-        """Whether this batch may write its current tables now and leave its history to the history thread."""
-        return (
-            self.settings.compactor_history_delay_s > 0
-            and not any(needs_history_first(tp) for tp in plan.tables.values())
-            and len(self.backlog) + n_changes <= self.settings.compactor_max_batch  # else: write it all, now
-        )
-
-    def _write_parallel(self, tables: dict[str, Callable[[DeltaLakeWriter], Any]],
-                        appends: dict[str, list[dict[str, Any]]], timings: dict[str, float]) -> dict[str, int]:
-        """Run the per-table writes and the append tables concurrently (each is mostly waiting on the Spark server
-        and the object store); returns the rows offered per append table. Raises the first failure."""
-
-        def timed(name: str, write: Callable[[DeltaLakeWriter], Any]) -> Any:
-            t0 = time.monotonic()
-            try:
-                return write(self._thread_writer())
-            finally:
-                timings[name] = round(time.monotonic() - t0, 3)
-
-        futures = {name: self._pool.submit(timed, name, write) for name, write in tables.items()}
-        append_futures = {
-            name: self._pool.submit(timed, name, lambda w, n=name, r=rows: w.merge_append(APPEND_BY_NAME[n], r))
-            for name, rows in sorted(appends.items())
-        }
-        errors = []
-        for future in (*futures.values(), *append_futures.values()):
-            try:
-                future.result()
-            except Exception as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-        return {name: f.result() for name, f in append_futures.items()}
-
-    def _write_whole(self, changes: list[ConsumedChange], next_offsets: dict[tuple[str, int], int],
-                     appends: dict[str, list[dict[str, Any]]], timings: dict[str, float]) -> dict[str, int]:
-        """History and current of the backlog and this batch in one plan, the appends, then all their offsets."""
-        with self._history_mutex:
-            pending, pending_offsets = self.backlog.take()
-            try:
-                plan = plan_batch([*pending, *changes]) if pending else plan_batch(changes)
-                offsets = dict(pending_offsets)
-                for tp, n in next_offsets.items():
-                    offsets[tp] = max(offsets.get(tp, 0), n)
-                rows = self._write_parallel(
-                    {name: (lambda w, tp=tp: w.apply_table(tp)) for name, tp in plan.tables.items()}, appends,
-                    timings)
-                t0 = time.monotonic()
-                self.writer.record_offsets(_offset_marks(offsets))
-                timings["_offsets"] = round(time.monotonic() - t0, 3)
-            except Exception:
-                self.backlog.put_back(pending, pending_offsets)
-                raise
-        self._set_lag(_offset_marks(offsets))
-        return rows
-
-    # ---------------------------------------------------------------------------------------------- history thread
-
-    def _ensure_history_thread(self) -> None:
-        if self._history_thread is None or not self._history_thread.is_alive():
-            self._history_stop.clear()
-            self._history_thread = threading.Thread(target=self._history_loop, name="compactor-history-loop",
-                                                    daemon=True)
-            self._history_thread.start()
-
-    def _history_loop(self) -> None:
-        """Writes the backlog's history once its oldest change is `compactor_history_delay_s` old (or the backlog is
-        a full batch); retries with backoff, reporting unhealthy meanwhile."""
-        backoff = 0.5
-        while not self._history_stop.wait(0.05):
-            if self.backlog.empty():
-                continue
-            if (self.backlog.age_s() < self.settings.compactor_history_delay_s
-                    and len(self.backlog) < self.settings.compactor_max_batch):
-                continue
-            try:
-                self.flush_history()
-                backoff = 0.5
-            except Exception as exc:  # storage or Spark trouble: the backlog is kept, the next attempt includes it
-                self._history_error = f"history: {type(exc).__name__}: {exc}"[:2000]
-                self.counters["retries"] += 1
-                log.warning(json.dumps({"service": "delta_compactor", "event": "history_failed",
-                                        "retry_in_s": backoff, "error": self._history_error}))
-                self._history_stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
-                self._generation += 1  # fresh sessions for every thread
-
-    def flush_history(self) -> int:
-        """Write the history of everything in the backlog, then record its offsets; returns the changes written."""
-        with self._history_mutex:
-            changes, offsets = self.backlog.take()
-            if not changes and not offsets:
-                return 0
-            t0 = time.monotonic()
-            try:
-                with self._hold.held():
-                    plan = plan_batch(changes)
-                    futures = [self._history_pool.submit(lambda tp: self._thread_writer().apply_history(tp), tp)
-                               for tp in plan.tables.values()]
-                    for future in futures:
-                        future.result()
-                    self._thread_writer().record_offsets(_offset_marks(offsets))
-            except Exception:
-                self.backlog.put_back(changes, offsets)
-                raise
-        self._history_error = ""
-        self._set_lag(_offset_marks(offsets))
-        log.info(json.dumps({"service": "delta_compactor", "event": "history", "changes": len(changes),
-                             "tables": list(plan.tables), "seconds": round(time.monotonic() - t0, 3)}))
-        return len(changes)
-
-    # ---------------------------------------------------------------------------------------------- writers
-
-    def _new_writer(self) -> DeltaLakeWriter:
-        return DeltaLakeWriter(self.spark_factory(), self.layout, current_lock=self._current_lock)
-
-    def _current_lock(self, table: str) -> Any:
-        return self._table_locks.get(table) or nullcontext()
-
     def _thread_writer(self) -> DeltaLakeWriter:
         """This worker thread's writer, on its own Spark session: pysail runs one session's requests one after the
         other, so concurrent tables need separate sessions (measured: 8 tables ~2.2 s on one session, ~1.2 s on
         one session each)."""
         local = self._local
         if getattr(local, "generation", None) != self._generation:
-            local.writer = self._new_writer()
+            local.writer = DeltaLakeWriter(self.spark_factory(), self.layout)
             local.generation = self._generation
         return local.writer
 
@@ -459,17 +296,7 @@ class CompactorJob:
         if err is not None:
             self._delivery_errors.append(str(err))
 
-    def _set_lag(self, offsets: tuple[OffsetMark, ...]) -> None:
-        with self._lag_mutex:
-            self._lag_to_commit = offsets
-
-    def _commit_for_lag(self) -> None:
-        """Commit the last recorded offsets to the consumer group (from the batch loop's thread, which owns the
-        consumer)."""
-        with self._lag_mutex:
-            offsets, self._lag_to_commit = self._lag_to_commit, ()
-        if not offsets:
-            return
+    def _commit_for_lag(self, offsets: tuple[OffsetMark, ...]) -> None:
         try:
             self.consumer.commit(offsets=[TopicPartition(o.topic, o.partition, o.next_offset) for o in offsets],
                                  asynchronous=True)
@@ -503,7 +330,6 @@ class CompactorJob:
                 backoff = min(backoff * 2, 30.0)
                 self._recover()
                 continue
-            self._commit_for_lag()  # offsets the history thread recorded meanwhile
             if report.records:
                 idle_since = time.monotonic()
                 if on_batch:
@@ -518,7 +344,7 @@ class CompactorJob:
     def _recover(self) -> None:
         try:
             self._generation += 1
-            self.writer = self._new_writer()
+            self.writer = DeltaLakeWriter(self.spark_factory(), self.layout)
             self._assign_all()
         except Exception as exc:
             log.warning("recovery failed (will retry): %s", exc)
@@ -526,13 +352,10 @@ class CompactorJob:
     def status(self) -> dict[str, Any]:
         last = self.last_batch
         return {
-            "pid": os.getpid(), "started_at": self._started_at,
-            "healthy": self.healthy and not self._history_error,
-            "last_error": self._history_error or self.last_error,
+            "pid": os.getpid(), "started_at": self._started_at, "healthy": self.healthy, "last_error": self.last_error,
             **{k: self.counters.get(k, 0) for k in ("batches", "records", "cdc_changes", "append_rows",
                                                       "dead_lettered", "retries")},
             "assigned_partitions": len(self.positions),
-            "history_backlog": len(self.backlog),  # changes in the current tables, not yet in history/offsets
             "last_batch_at": self.last_batch_at,
             "last_batch": None if last is None else {"records": last.records, "seconds": round(last.seconds, 3)},
             "updated_at": datetime.now(timezone.utc).isoformat(),
@@ -547,18 +370,7 @@ class CompactorJob:
         os.replace(tmp, self.status_file)
 
     def close(self) -> None:
-        """Stop the history thread, write the backlog's history and offsets (a failure here only means the next
-        start re-reads those records), then release the clients."""
-        self._history_stop.set()
-        if self._history_thread is not None:
-            self._history_thread.join(120)
-        try:
-            self.flush_history()
-        except Exception as exc:
-            log.warning(json.dumps({"service": "delta_compactor", "event": "history_not_written_at_close",
-                                    "changes": len(self.backlog), "error": f"{type(exc).__name__}: {exc}"[:500]}))
         self._pool.shutdown(wait=True)
-        self._history_pool.shutdown(wait=True)
         try:
             self.producer.flush(10)
         finally:

@@ -131,20 +131,6 @@ class BatchPlan:
     rejected: tuple[RejectedChange, ...] = field(default=())
 
 
-def needs_history_first(plan: TablePlan) -> bool:
-    """Whether the table's current (SCD1) rows depend on its history being written first.
-
-    They do when a value comes from a stored version (unchanged TOAST columns: `keep_target`, `filled_from`, or a
-    history row that will be re-filled) or when a truncate turns stored keys into markers. Otherwise the current
-    rows carry every value, so the current table may be written now and the history later (see job.py).
-    """
-    return bool(
-        plan.truncates
-        or any(r.keep_target or r.filled_from for r in plan.current)
-        or any(r.unchanged for r in plan.history)
-    )
-
-
 # ------------------------------------------------------------------------------------------------ positions
 
 

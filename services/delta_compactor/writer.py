@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from pyspark.errors import AnalysisException, PySparkException
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -41,13 +40,7 @@ from services.delta_compactor.lake_schema import (
     entity_columns,
     ms_to_datetime,
 )
-from services.delta_compactor.planning import (
-    BatchPlan,
-    OffsetMark,
-    TablePlan,
-    marker_event_id,
-    needs_history_first,
-)
+from services.delta_compactor.planning import BatchPlan, OffsetMark, TablePlan, marker_event_id
 
 log = logging.getLogger("delta_compactor.writer")
 
@@ -95,14 +88,10 @@ def _pos_literal(pos: int) -> str:
 class DeltaLakeWriter:
     """Writes plans to the compactor's tables under `layout`, through `spark` (classic or Spark Connect)."""
 
-    def __init__(self, spark: SparkSession, layout: LakeLayout,
-                 current_lock: Callable[[str], AbstractContextManager[Any]] | None = None) -> None:
+    def __init__(self, spark: SparkSession, layout: LakeLayout) -> None:
         self.spark = spark
         self.layout = layout
         self._ready: set[str] = set()
-        # Held around every write of a current table: the job writes current tables and (in another thread)
-        # history, whose TOAST refill also corrects current rows; one writer per table at a time.
-        self._current_lock = current_lock or (lambda _table: nullcontext())
 
     # ---------------------------------------------------------------------------------------------- public
 
@@ -125,7 +114,7 @@ class DeltaLakeWriter:
         callers may write several at once. Raises LakeWriteError."""
         columns = entity_columns(table_plan.table)
         try:
-            if needs_history_first(table_plan):
+            if any(r.keep_target or r.filled_from for r in table_plan.current):
                 # The SCD1 rows take some values from the target row: the history stitch must correct (refill) the
                 # stored current row first.
                 history = self.merge_history(columns, table_plan)
@@ -140,23 +129,6 @@ class DeltaLakeWriter:
                                truncated=table_plan.truncate is not None)
         except PySparkException as exc:
             raise LakeWriteError(f"writing {table_plan.table}: {exc}") from exc
-
-    def apply_current(self, table_plan: TablePlan) -> int:
-        """Write only the table's current (SCD1) rows, for a plan whose current rows do not depend on its history
-        (`needs_history_first` is false); `apply_history` must follow before the batch's offsets are recorded."""
-        if needs_history_first(table_plan):
-            raise ValueError(f"{table_plan.table}: the current rows depend on the history; use apply_table")
-        try:
-            return self.merge_current(entity_columns(table_plan.table), table_plan)
-        except PySparkException as exc:
-            raise LakeWriteError(f"writing {table_plan.table}: {exc}") from exc
-
-    def apply_history(self, table_plan: TablePlan) -> int:
-        """Write only the table's history (SCD2) rows: the second half of `apply_current`."""
-        try:
-            return self.merge_history(entity_columns(table_plan.table), table_plan)
-        except PySparkException as exc:
-            raise LakeWriteError(f"writing history of {table_plan.table}: {exc}") from exc
 
     def read_offsets(self) -> dict[tuple[str, int], int]:
         """(topic, partition) -> next offset to read, as recorded after the last applied batch ({} if none)."""
@@ -174,8 +146,7 @@ class DeltaLakeWriter:
         path = self.layout.current(columns.table)
         self._ensure_table(path, columns.current_schema())
         if plan.truncate is not None:
-            with self._current_lock(columns.table):
-                self._truncate_current(path, columns, plan)
+            self._truncate_current(path, columns, plan)
         if not plan.current:
             return 0
         schema = columns.current_schema(with_source_meta=True)
@@ -209,7 +180,7 @@ class DeltaLakeWriter:
                 expr = f"s.{_q(name)}"
             assignments.append(f"{_q(name)} = {expr}")
         on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in columns.key_columns)
-        with self._view(arrow_table(rows, schema), schema) as view, self._current_lock(columns.table):
+        with self._view(arrow_table(rows, schema), schema) as view:
             self.spark.sql(
                 f"MERGE INTO {_quote_path(path)} AS t USING {view} AS s ON {on} "
                 f"WHEN MATCHED AND s._source_pos > t._source_pos THEN UPDATE SET {', '.join(assignments)} "
@@ -291,10 +262,6 @@ class DeltaLakeWriter:
         self._ensure_table(path, columns.current_schema())
         on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in columns.key_columns)
         sets = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in refill)
-        with self._current_lock(columns.table):
-            self._refill_current_merge(path, on, sets, changes_view)
-
-    def _refill_current_merge(self, path: str, on: str, sets: str, changes_view: str) -> None:
         self.spark.sql(
             f"MERGE INTO {_quote_path(path)} AS t USING "
             f"(SELECT * FROM {changes_view} WHERE _stored AND _op NOT IN ('d', 't')) AS s "

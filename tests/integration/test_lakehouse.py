@@ -110,8 +110,8 @@ def assert_no_duplicate_history_events(settings: PlatformSettings) -> int:
 
 def history_gaps(settings: PlatformSettings) -> list[str]:
     """Where the history (SCD2) tables do not end in the current (SCD1) tables' rows: per key, the history's one
-    current version must be the change the current table holds (same event id). The compactor writes history
-    behind the current tables (compactor_history_delay_s), so this also proves the history caught up."""
+    current version must be the change the current table holds (same event id). Reconcile checks only the current
+    tables; this proves the history got every change too (after a kill -9 between a table's two MERGEs, say)."""
     layout = LakeLayout(settings.lake_root_uri)
     gaps = []
     for table in CDC_TABLES:
@@ -129,8 +129,8 @@ def history_gaps(settings: PlatformSettings) -> list[str]:
     return gaps
 
 
-def assert_history_follows_current(settings: PlatformSettings, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
+def assert_history_follows_current(settings: PlatformSettings, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s  # the table's history MERGE may still be in flight
     while (gaps := history_gaps(settings)) and time.monotonic() < deadline:
         time.sleep(2)
     assert not gaps, f"{len(gaps)} history gaps, e.g. {gaps[:5]}"
@@ -254,12 +254,7 @@ def test_kill_9_mid_run_and_restart_loses_and_doubles_nothing(stack: EmbeddedSta
     settings = stack.settings
     component = compactor(stack)
     sim = simulate(settings, 30, seed=22)
-    time.sleep(5)
-    # Kill while current tables hold changes whose history and offsets are not written yet (the backlog).
-    deadline = time.monotonic() + 20
-    while component.impl.job_status().get("history_backlog", 0) == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert component.impl.job_status().get("history_backlog", 0) > 0, compactor_diagnosis(stack)
+    time.sleep(10)
     pid = component.impl.proc.pid()
     assert pid is not None
     os.killpg(pid, signal.SIGKILL)  # mid-run: batches are in flight while the simulator writes
@@ -272,7 +267,7 @@ def test_kill_9_mid_run_and_restart_loses_and_doubles_nothing(stack: EmbeddedSta
     out = reconcile(settings, 150)
     assert out.returncode == 0, f"{out.stdout[-3000:]}\n{compactor_diagnosis(stack)}"
     assert_no_duplicate_history_events(settings)
-    assert_history_follows_current(settings)  # what the killed job had left in its history backlog, re-read
+    assert_history_follows_current(settings)
 
 
 def test_compact_once_from_beginning_adds_nothing(stack: EmbeddedStack) -> None:
