@@ -64,6 +64,8 @@ def consumer_group(settings: PlatformSettings) -> str:
     if not settings.lake_root:
         return GROUP_ID
     return f"{GROUP_ID}-{hashlib.sha256(settings.lake_root_uri.encode()).hexdigest()[:10]}"
+
+
 CDC_TOPICS = {normalized_topic(t): t for t in CDC_TABLES}
 APPEND_BY_NAME = {t.name: t for t in APPEND_TABLES}
 
@@ -98,7 +100,8 @@ class CompactorJob:
         self.from_beginning = from_beginning
         self.lock = lock
         self.status_file = status_file
-        self.consumer = kafka.consumer(settings, consumer_group(settings), **{"fetch.wait.max.ms": 50, "enable.partition.eof": False})
+        self.consumer = kafka.consumer(settings, consumer_group(settings),
+                                       **{"fetch.wait.max.ms": 50, "enable.partition.eof": False})
         self.producer = kafka.producer(settings)
         self.positions: dict[tuple[str, int], int] = {}  # next offset to read per partition (recorded in the lake)
         self.counters: Counter = Counter()
