@@ -65,22 +65,29 @@ class BatchLoop:
 
     def rewind_to_committed(self) -> None:
         """After a failed batch (not committed): re-read from the committed offsets. Subclasses holding state
-        about uncommitted input drop it first, then call this."""
-        try:
-            assignment = self.consumer.assignment()
-            if not assignment:
-                return
-            for tp in self.consumer.committed(assignment, timeout=10):
-                self.consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
-        except KafkaException as exc:
-            log.warning("could not rewind to committed offsets: %s", exc)
+        about uncommitted input drop it first, then call this.
+
+        Raises KafkaException when the committed offsets cannot be read (the broker is often what failed the
+        batch): the loop must then not consume on from where the failed batch left the consumer, or the next
+        batch's commit would skip the failed one's records. `run` retries the rewind before anything else."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return
+        for tp in self.consumer.committed(assignment, timeout=10):
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, max(tp.offset, 0)))
 
     def run(self, stop: threading.Event, on_batch: Callable[[Counter], None] | None = None) -> None:
         """Process batches until `stop` is set. Broker trouble is retried with backoff, never fatal."""
         backoff = 0.5
         last_probe = time.monotonic()
+        rewind_pending = False
         while not stop.is_set():
             try:
+                if rewind_pending:  # a failed batch: nothing is consumed before the rewind succeeded
+                    self.rewind_to_committed()
+                    rewind_pending = False
                 handled = self.run_once(timeout_s=0.5)
                 now = time.monotonic()
                 if handled:
@@ -106,7 +113,7 @@ class BatchLoop:
                     self.producer = self.producer_factory()
                     self._producer_fatal = False
                     self.counters["producer_renewed"] += 1
-                self.rewind_to_committed()
+                rewind_pending = True
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
 

@@ -86,3 +86,56 @@ def test_a_fatally_failed_producer_is_replaced_instead_of_retried_forever(monkey
     loop = _ProducingLoop(stop)
     loop.run(stop)
     assert loop.made == 3 and loop.counters["producer_renewed"] == 2
+
+
+class _RewindConsumer:
+    """Committed offsets are unreadable while `broker_down_calls` lasts (the broker that failed the batch)."""
+
+    def __init__(self, broker_down_calls: int) -> None:
+        self.broker_down_calls = broker_down_calls
+        self.seeks: list[tuple[str, int, int]] = []
+
+    def assignment(self) -> list:
+        from confluent_kafka import TopicPartition
+
+        return [TopicPartition("claims_db.public.customers", 0)]
+
+    def committed(self, partitions: list, timeout: float) -> list:
+        from confluent_kafka import TopicPartition
+
+        if self.broker_down_calls > 0:
+            self.broker_down_calls -= 1
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get committed offsets"))
+        return [TopicPartition(tp.topic, tp.partition, 40) for tp in partitions]
+
+    def seek(self, tp) -> None:  # noqa: ANN001
+        self.seeks.append((tp.topic, tp.partition, tp.offset))
+
+
+class _FailingOnceLoop(BatchLoop):
+    """First batch fails (its outputs were not acknowledged); every later batch records what it saw."""
+
+    def __init__(self, stop: threading.Event, broker_down_calls: int) -> None:
+        super().__init__()
+        self.consumer = _RewindConsumer(broker_down_calls)  # type: ignore[assignment]
+        self.stop, self.calls = stop, []
+
+    def run_once(self, timeout_s: float = 1.0) -> int:
+        self.calls.append(list(self.consumer.seeks))
+        if len(self.calls) == 1:
+            raise batch_loop.DeliveryFailed("1 outputs unacknowledged; batch not committed")
+        self.stop.set()
+        return 1
+
+
+def test_a_failed_batch_is_never_skipped_when_the_committed_offsets_cannot_be_read_at_once(monkeypatch) -> None:  # noqa: ANN001
+    # Found by `kill -9 broker`: the rewind after the failed batch could not read the committed offsets (the broker
+    # was gone), the loop consumed on from where the failed batch had left the consumer, and the next commit skipped
+    # the failed batch's records. Now nothing is consumed before the rewind succeeded.
+    monkeypatch.setattr(threading.Event, "wait", lambda self, timeout=None: self.is_set())
+    stop = threading.Event()
+    loop = _FailingOnceLoop(stop, broker_down_calls=3)
+    loop.run(stop)
+    assert len(loop.calls) == 2, "consumed again before the rewind"
+    assert loop.calls[1] == [("claims_db.public.customers", 0, 40)]
+    assert loop.counters["retries"] == 4  # the failed batch, then three failed rewinds
