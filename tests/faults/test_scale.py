@@ -22,7 +22,7 @@ import pytest
 from claims_shared.contracts.topics import CDC_TABLES
 from claimsctl.simulator.run import run_simulation
 from tests.faults.conftest import FaultStack, RecordRow
-from tests.faults.load import Load, _telematics_start
+from tests.faults.load import Load, telematics_start
 from tests.faults.recovery import PATHS, wait_recovered
 from tests.faults.scenario import assert_nothing_lost_or_doubled
 from tests.faults.test_kill_restart import kill_and_restart
@@ -111,7 +111,7 @@ class ScaleLoad:
             try:
                 c = run_simulation(self.fs.settings, duration_s=TELEMATICS_CHUNK_S, seed=70_000 + chunk, rate=0,
                                    cdc=False, telematics=True, files=False, vehicles=VEHICLES,
-                                   telematics_hz=TELEMATICS_HZ, start_time=_telematics_start(TELEMATICS_CHUNK_S))
+                                   telematics_hz=TELEMATICS_HZ, start_time=telematics_start(TELEMATICS_CHUNK_S))
                 self.readings += c.readings
             except Exception as exc:  # noqa: BLE001
                 self.errors.append(f"telematics: {type(exc).__name__}: {exc}"[:300])
