@@ -6,7 +6,7 @@ CLAIMSCTL := $(VENV)/bin/claimsctl
 DEMO_SECONDS ?= 30
 DEMO_SEED ?= 7
 
-.PHONY: install system-deps demo test test-unit test-integration test-faults up down status clean help bench-normalizer bench-telematics bench-ocr bench-freshness
+.PHONY: install system-deps demo test test-unit test-integration test-faults test-faults-scale up down status clean help bench-normalizer bench-telematics bench-ocr bench-freshness
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -36,7 +36,10 @@ test-integration: install
 	$(PY) -m pytest tests/integration tests/e2e
 
 test-faults: install  ## every fault of tests/faults (kill -9, poison, replay, outages) under load; prints the FAULTS table (CLAIMS_FAULTS_SCALE=N for N times the load)
-	$(PY) -m pytest tests/faults -m faults
+	$(PY) -m pytest tests/faults -m "faults and not scale"
+
+test-faults-scale: install  ## kill -9 of four components during 100k source changes + 100k readings (tests/faults/test_scale.py, ~15 min)
+	$(PY) -m pytest tests/faults/test_scale.py -m scale
 
 bench-normalizer: install  ## normalizer service vs plain confluent-kafka loop, one core each
 	$(PY) -m bench.normalizer

@@ -368,9 +368,9 @@ class TelematicsLedger:
         return total, one, none, many
 
     def duplicated_alerts(self) -> int:
-        """Alerts of one claim and rule under different alert ids."""
-        per_rule = Counter((a["claim_id"], a.get("rule")) for a in self.alerts.values())
-        return sum(n - 1 for n in per_rule.values() if n > 1)
+        """One finding (claim, rule, and the photos it is about, if any) under different alert ids."""
+        per_finding = Counter(alert_finding(a) for a in self.alerts.values())
+        return sum(n - 1 for n in per_finding.values() if n > 1)
 
     def tally(self, *, open_trips: int) -> Tally:
         total, one, none, many = self.coverage()
@@ -384,6 +384,17 @@ class TelematicsLedger:
     def close(self) -> None:
         for tail in self.tails:
             tail.close()
+
+
+def alert_finding(alert: dict[str, Any]) -> tuple[Any, ...]:
+    """What one alert is about: its claim and rule, plus the photo(s) for object_ingestor's photo rules, which raise
+    one alert per photo (two photos of one claim taken far from the loss are two findings, not a double)."""
+    try:
+        evidence = orjson.loads(alert.get("evidence_json") or "{}")
+    except orjson.JSONDecodeError:
+        evidence = {}
+    evidence = evidence if isinstance(evidence, dict) else {}
+    return (alert["claim_id"], alert.get("rule"), evidence.get("document_id"), evidence.get("other_document_id"))
 
 
 # -- documents -------------------------------------------------------------------------------------------------

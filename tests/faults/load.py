@@ -34,7 +34,7 @@ _last_telematics_start = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _start_lock = threading.Lock()
 
 
-def _telematics_start(duration_s: float) -> datetime:
+def telematics_start(duration_s: float) -> datetime:
     """Each load's readings start after the previous load's last one: the fleet's vehicles are the same every
     time (no database bases without CDC), and a reading at a time already scored would be dropped as late."""
     global _last_telematics_start
@@ -103,7 +103,7 @@ class Load:
         try:
             counters = run_simulation(self.settings, duration_s=self.duration_s, seed=self.seed, rate=0, cdc=False,
                                       telematics=True, files=False, vehicles=VEHICLES,
-                                      start_time=_telematics_start(self.duration_s))
+                                      start_time=telematics_start(self.duration_s))
             self.readings += counters.readings
         except Exception as exc:  # noqa: BLE001 - reported by the test
             self.errors.append(f"telematics: {type(exc).__name__}: {exc}"[:300])
