@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -38,6 +38,18 @@ TEST_PORTS = {
 }
 # Spark Connect server of tests/integration/test_delta_compactor.py (its own, outside any stack).
 WRITER_TEST_SPARK_PORT = 26150 + _OFFSET
+
+
+def shifted_test_ports(shift: int) -> dict[str, Any]:
+    """TEST_PORTS moved up by `shift` (ports and the port of each URL), for a second stack beside the tests' own."""
+    out: dict[str, Any] = {}
+    for name, value in TEST_PORTS.items():
+        if isinstance(value, int):
+            out[name] = value + shift
+        else:
+            head, port = value.rsplit(":", 1)
+            out[name] = f"{head}:{int(port) + shift}"
+    return out
 
 
 def make_state_dir(prefix: str) -> Path:

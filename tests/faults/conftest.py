@@ -21,7 +21,7 @@ import pytest
 from claims_shared.settings import PlatformSettings
 from claimsctl.stack.embedded import EmbeddedStack, _Adapter
 from claimsctl.stack.process import StackError, _descendants
-from tests.conftest import TEST_PORTS, make_state_dir
+from tests.conftest import make_state_dir, shifted_test_ports
 from tests.faults.ledger import CdcLedger, DocumentLedger, LakeLedger, TelematicsLedger, Tally
 
 FAULT_PORT_SHIFT = 50
@@ -29,14 +29,7 @@ FAULT_PORT_SHIFT = 50
 
 def fault_ports() -> dict[str, Any]:
     """TEST_PORTS moved up by FAULT_PORT_SHIFT (still below 32768 with SeaweedFS's +10000 ports)."""
-    out: dict[str, Any] = {}
-    for name, value in TEST_PORTS.items():
-        if isinstance(value, int):
-            out[name] = value + FAULT_PORT_SHIFT
-        else:
-            head, port = value.rsplit(":", 1)
-            out[name] = f"{head}:{int(port) + FAULT_PORT_SHIFT}"
-    return out
+    return shifted_test_ports(FAULT_PORT_SHIFT)
 
 
 def fault_settings(state_dir: Path) -> PlatformSettings:

@@ -35,7 +35,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from claims_shared.settings import PlatformSettings
 from claimsctl.stack.broker import EmbeddedBroker
 from claimsctl.stack.objectstore import EmbeddedObjectStore
-from tests.conftest import TEST_PORTS
+from tests.conftest import shifted_test_ports
 
 REPRO_PORT_SHIFT = 70  # the integration tests use +0, the fault suite +50
 TOPIC = "repro.object-store-outage"
@@ -43,14 +43,7 @@ PER_PHASE = 20
 
 
 def repro_settings(state_dir: Path) -> PlatformSettings:
-    ports: dict[str, object] = {}
-    for name, value in TEST_PORTS.items():
-        if isinstance(value, int):
-            ports[name] = value + REPRO_PORT_SHIFT
-        else:
-            head, port = value.rsplit(":", 1)
-            ports[name] = f"{head}:{int(port) + REPRO_PORT_SHIFT}"
-    return PlatformSettings(state_dir=state_dir, **ports)  # type: ignore[arg-type]
+    return PlatformSettings(state_dir=state_dir, **shifted_test_ports(REPRO_PORT_SHIFT))  # type: ignore[arg-type]
 
 
 class Recorder:
