@@ -6,8 +6,10 @@ offsets, loses nothing and doubles nothing:
 - current (SCD1): `WHEN MATCHED AND s._source_pos > t._source_pos`; deletes are tombstones that keep their position,
   so an older change arriving later cannot resurrect a row; a truncate moves every older row to a tombstone at the
   truncate's position.
-- history (SCD2): rows are identified by `_event_id` (inserted only when absent); the validity of the touched keys'
-  versions (`_valid_to`, `_is_current`) and the values of columns a change did not carry (unchanged TOAST) are
+- history (SCD2): rows are identified by `_event_id` (inserted only when absent). Keys whose changes all come after
+  their stored state (the normal case) are appended in one MERGE that also closes the stored open version, known
+  from the current table (`append_history`). For the others (late or replayed changes, truncates) the validity of
+  the touched keys' versions (`_valid_to`, `_is_current`) and the values of columns a change did not carry (unchanged TOAST) are
   recomputed over stored + new versions in source-position order, and only rows whose result differs are written.
   A late change therefore slots in between stored versions and closes/re-opens the right ones; if it changes the
   re-filled value of the version the current table holds, that row is corrected too (matched by event id).
@@ -19,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -40,7 +43,7 @@ from services.delta_compactor.lake_schema import (
     entity_columns,
     ms_to_datetime,
 )
-from services.delta_compactor.planning import BatchPlan, OffsetMark, TablePlan, marker_event_id
+from services.delta_compactor.planning import BatchPlan, HistoryRow, OffsetMark, TablePlan, marker_event_id
 
 log = logging.getLogger("delta_compactor.writer")
 
@@ -114,17 +117,26 @@ class DeltaLakeWriter:
         callers may write several at once. Raises LakeWriteError."""
         columns = entity_columns(table_plan.table)
         try:
-            if any(r.keep_target or r.filled_from for r in table_plan.current):
+            # Keys whose every change in this batch is newer than their stored state (the normal, in-order case)
+            # get their history appended with the stored current row as the only context; the others (late or
+            # replayed changes, truncates) are re-stitched over their stored versions.
+            basis = self._in_order_basis(columns, table_plan)
+            in_order = [r for r in table_plan.history if self._key_of(columns, r.key) in basis]
+            stitched = replace(table_plan, history=tuple(r for r in table_plan.history
+                                                         if self._key_of(columns, r.key) not in basis))
+            history = 0
+            if stitched.history and any(r.keep_target or r.filled_from for r in table_plan.current):
                 # The SCD1 rows take some values from the target row: the history stitch must correct (refill) the
                 # stored current row first.
-                history = self.merge_history(columns, table_plan)
+                history += self.merge_history(columns, stitched)
                 current = self.merge_current(columns, table_plan)
             else:
-                # Every SCD1 row carries all its values, so the current MERGE does not depend on the history stitch
-                # (a later refill addresses the stored row by event id, which a newer row has replaced): write the
-                # current table first, it is what readers wait for.
+                # Every SCD1 row either carries all its values or keeps values of a stored row that no late change
+                # touches: write the current table first, it is what readers wait for.
                 current = self.merge_current(columns, table_plan)
-                history = self.merge_history(columns, table_plan)
+                if stitched.history or stitched.truncates:
+                    history += self.merge_history(columns, stitched)
+            history += self.append_history(columns, in_order, basis)
             return TableReport(history_rows_written=history, current_rows=current,
                                truncated=table_plan.truncate is not None)
         except PySparkException as exc:
@@ -250,6 +262,98 @@ class DeltaLakeWriter:
                 f"VALUES ({', '.join('s.' + _q(n) for n in names)})"
             ).collect()
         return written
+
+    @staticmethod
+    def _key_of(columns: EntityColumns, key: dict[str, Any]) -> tuple[Any, ...]:
+        """A change's primary key as the typed tuple the tables store (and `toArrow().to_pylist()` returns)."""
+        return tuple(None if key.get(k) is None else columns.converters[k](key[k]) for k in columns.key_columns)
+
+    def _in_order_basis(self, columns: EntityColumns, plan: TablePlan) -> dict[tuple[Any, ...], dict[str, Any] | None]:
+        """For the keys whose every change in this batch is newer than the stored current row (or that have none):
+        key -> that stored row (key columns, `_event_id`, `_source_pos`, `_op`, `_deleted` and the values the batch's
+        unchanged columns may need) or None. Other keys (late or replayed changes, a truncate's tombstone) are left
+        out. One read of the current table, which is smaller than the history and holds the open history version
+        of every key (same event id, same values) because both tables are written from the same batches."""
+        if plan.truncates or not plan.history:
+            return {}
+        path = self.layout.current(columns.table)
+        self._ensure_table(path, columns.current_schema())
+        keys = columns.key_columns
+        first_pos: dict[tuple[Any, ...], int] = {}
+        for r in plan.history:
+            k = self._key_of(columns, r.key)
+            first_pos[k] = min(first_pos.get(k, r.source_pos), r.source_pos)
+        needed = {c for r in plan.history for c in r.unchanged} & set(columns.data_columns)
+        wanted = {*keys, "_event_id", "_source_pos", "_op", "_deleted", *needed}
+        schema = T.StructType([f for f in columns.current_schema().fields if f.name in wanted])
+        key_schema = T.StructType([f for f in columns.fields if f.name in keys])
+        key_rows = [dict(zip(keys, k)) for k in first_pos]
+        probe = self.spark.createDataFrame(arrow_table(key_rows, key_schema), schema=key_schema)
+        stored_arrow = (self.spark.read.format("delta").load(path).join(probe, list(keys), "left_semi")
+                        .select(*schema.fieldNames()).toArrow())
+        maps = {f.name for f in schema.fields if isinstance(f.dataType, T.MapType)}
+        stored = {}
+        for row in _conform(stored_arrow, schema).to_pylist():
+            for name in maps:  # Arrow gives maps as (key, value) pairs; arrow_table takes dicts
+                row[name] = None if row[name] is None else dict(row[name])
+            stored[tuple(row[k] for k in keys)] = row
+        basis: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        for k, pos in first_pos.items():
+            row = stored.get(k)
+            if row is None:
+                basis[k] = None
+            elif row["_op"] != "t" and row["_source_pos"] < pos:
+                basis[k] = row
+        return basis
+
+    def append_history(self, columns: EntityColumns, rows: list[HistoryRow],
+                       basis: dict[tuple[Any, ...], dict[str, Any] | None]) -> int:
+        """Insert the versions of in-order keys (see `_in_order_basis`) and close each key's stored open version,
+        in one MERGE by event id; returns the rows offered.
+
+        No read of the history: the stored open version is the current row in `basis` (its event id, and the value
+        of a column this batch's first versions did not carry). Idempotent: a version already stored (a replay
+        after a crash between the two tables) is only updated if its validity differs, a closer never inserts."""
+        if not rows:
+            return 0
+        path = self.layout.history(columns.table)
+        schema = columns.history_schema()
+        self._ensure_table(path, schema)
+        keys = columns.key_columns
+        refillable = set(columns.data_columns)
+        versions_of: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            versions_of[self._key_of(columns, r.key)].append(self._history_record(
+                columns, r.key, r.values, r.op, r.event_id, r.source_pos, r.valid_from_ms, r.valid_to_ms,
+                r.is_current, r.unchanged))
+        records: list[dict[str, Any]] = []
+        for k, versions in versions_of.items():
+            versions.sort(key=lambda v: v["_source_pos"])
+            stored = basis[k]
+            for i, version in enumerate(versions):
+                for c in set(version["_unchanged"]) & refillable:
+                    # As the stitch does: the newest earlier version that carried the column (a d marker carries
+                    # NULL); before the batch, that is the stored open version = the stored current row.
+                    donor = next((v for v in reversed(versions[:i]) if c not in v["_unchanged"]), None)
+                    if donor is not None:
+                        version[c] = donor[c]
+                    else:
+                        version[c] = None if stored is None or stored["_deleted"] else stored[c]
+                records.append({**version, "_closer": False})
+            if stored is not None:
+                records.append({**dict(zip(keys, k)), "_event_id": stored["_event_id"], "_unchanged": [],
+                                "_valid_to": versions[0]["_valid_from"], "_is_current": False, "_closer": True})
+        names = [f.name for f in schema.fields]
+        source_schema = T.StructType([*schema.fields, T.StructField("_closer", T.BooleanType())])
+        with self._view(arrow_table(records, source_schema), source_schema) as view:
+            self.spark.sql(
+                f"MERGE INTO {_quote_path(path)} AS t USING {view} AS s ON t._event_id = s._event_id "
+                f"WHEN MATCHED AND NOT (t._valid_to <=> s._valid_to AND t._is_current = s._is_current) "
+                f"THEN UPDATE SET _valid_to = s._valid_to, _is_current = s._is_current "
+                f"WHEN NOT MATCHED AND NOT s._closer THEN INSERT ({', '.join(map(_q, names))}) "
+                f"VALUES ({', '.join('s.' + _q(n) for n in names)})"
+            ).collect()
+        return len(records)
 
     def _refill_current(self, columns: EntityColumns, changes_view: str, refill: list[str]) -> None:
         """Give the current table the re-filled TOAST values of the stored version it holds.
