@@ -15,7 +15,7 @@ from claims_shared.clients.aws import s3_client
 from tests.conftest import claimsctl
 from tests.faults.conftest import FaultStack, RecordRow
 from tests.faults.scenario import run_fault
-from tests.unit.document_samples import simulator_scan
+from tests.document_samples import simulator_scan
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

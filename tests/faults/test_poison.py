@@ -21,7 +21,7 @@ from tests.faults.conftest import FaultStack, RecordRow
 from tests.faults.ledger import POISON_VEHICLE_PREFIX
 from tests.faults.load import Load
 from tests.faults.scenario import assert_nothing_lost_or_doubled
-from tests.unit.document_samples import png_bomb
+from tests.document_samples import png_bomb
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

@@ -21,7 +21,7 @@ from claimsctl.stack.broker import EmbeddedBroker
 from claimsctl.stack.lambda_runtime import EmbeddedLambda
 from claimsctl.stack.objectstore import EmbeddedObjectStore, EmbeddedQueue, LandingEventRelay
 from tests.integration.kafka_helpers import read_topic
-from tests.unit.document_samples import photo, simulator_scan, text_pdf
+from tests.document_samples import photo, simulator_scan, text_pdf
 
 pytestmark = pytest.mark.integration
 

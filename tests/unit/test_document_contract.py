@@ -22,7 +22,7 @@ from claims_shared.contracts.documents import (
 from claims_shared.contracts.topics import OWNED_TOPICS
 from claimsctl.cli import main
 from lambdas.document_processor import DocumentRecord, ObjectRef, extract_document
-from tests.unit import document_samples as samples
+from tests import document_samples as samples
 
 SNAPSHOT = Path(__file__).parent / "contract_snapshots" / "document_record.v1.avsc"
 

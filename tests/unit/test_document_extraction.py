@@ -10,7 +10,7 @@ from PIL import Image
 
 from lambdas.document_processor import ProcessingLimits, extract_document
 from lambdas.document_processor.images import hamming_distance
-from tests.unit import document_samples as samples
+from tests import document_samples as samples
 
 FORMS = [("simulator", "PNG"), ("simulator", "JPEG"), *((layout, None) for layout in samples.LAYOUTS)]
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from lambdas.document_processor import ObjectRef, ProcessingLimits, document_id, extract_document
 from lambdas.document_processor.sniffing import sniff_mime_type
-from tests.unit import document_samples as samples
+from tests import document_samples as samples
 
 
 def _quarantined(data: bytes, name: str, limits: ProcessingLimits | None = None) -> str:
