@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from tests.conftest import TEST_PORTS, claimsctl, make_state_dir, isolated_settings
+from tests.conftest import claimsctl, isolated_settings, make_state_dir, shifted_test_ports
 
 pytestmark = pytest.mark.integration
 
@@ -18,14 +18,9 @@ def test_taken_broker_port_fails_with_advice_and_starts_nothing() -> None:
     # Its own ports, so it can run next to the session's test stack: the test ports (which follow
     # CLAIMS_TEST_PORT_OFFSET, so other checkouts' stacks are safe too) moved by 75, clear of the fault suite's +50
     # and of the other offsets (multiples of 100).
-    shifted = {name: TEST_PORTS[name] + 75 for name in ("pg_port", "objectstore_master_port",
-                                                         "objectstore_volume_port", "objectstore_filer_port")}
-    broker_port = int(TEST_PORTS["kafka_bootstrap"].rsplit(":", 1)[1]) + 75
-    settings = isolated_settings(
-        make_state_dir("claims-portclash-"), **shifted, kafka_bootstrap=f"127.0.0.1:{broker_port}",
-        s3_endpoint=f"http://127.0.0.1:{int(TEST_PORTS['s3_endpoint'].rsplit(':', 1)[1]) + 75}",
-        sqs_endpoint=f"http://127.0.0.1:{int(TEST_PORTS['sqs_endpoint'].rsplit(':', 1)[1]) + 75}",
-    )
+    shifted = shifted_test_ports(75)
+    broker_port = int(shifted["kafka_bootstrap"].rsplit(":", 1)[1])
+    settings = isolated_settings(make_state_dir("claims-portclash-"), **shifted)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", broker_port))
         squatter.listen()
