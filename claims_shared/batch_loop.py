@@ -28,6 +28,11 @@ Output = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]  # topic, key,
 # background), so an idle loop cannot tell "no input" from "no broker". After this long without input the loop asks
 # the broker for metadata, and reports itself unhealthy (/health, `claimsctl status`) while that fails.
 BROKER_PROBE_IDLE_S = 5.0
+# A batch waits up to ACK_TIMEOUT_S for the broker to acknowledge its outputs (then it is retried). While it waits it
+# is not idle, so the probe above does not run: after ACK_SLOW_S without every acknowledgement the loop reports
+# itself unhealthy (found by tests/faults: a 30 s broker outage spent inside one flush looked healthy throughout).
+ACK_TIMEOUT_S = 60.0
+ACK_SLOW_S = 5.0
 
 
 class RetryableBatchError(RuntimeError):
@@ -157,12 +162,26 @@ class BatchLoop:
                     break
                 except BufferError:  # local queue full: let deliveries drain
                     self.producer.poll(0.1)
-        remaining = self.producer.flush(60)
+        remaining = self._await_acknowledgements()
         if remaining or self._delivery_errors:
             raise DeliveryFailed(
                 f"{remaining} outputs unacknowledged, {len(self._delivery_errors)} failed "
                 f"({'; '.join(self._delivery_errors[:3])}); batch not committed"
             )
+
+    def _await_acknowledgements(self) -> int:
+        """Flush in slices up to ACK_TIMEOUT_S; returns the outputs still unacknowledged. Marks the loop unhealthy
+        once the wait passes ACK_SLOW_S (`run` marks it healthy again when a batch completes)."""
+        started = time.monotonic()
+        remaining = self.producer.flush(min(ACK_SLOW_S, ACK_TIMEOUT_S))
+        while remaining and (waited := time.monotonic() - started) < ACK_TIMEOUT_S:
+            if waited >= ACK_SLOW_S and self.healthy:
+                problem = (f"broker has not acknowledged {remaining} outputs for {waited:.0f}s "
+                           f"(waiting up to {ACK_TIMEOUT_S:.0f}s, then the batch is retried)")
+                log.warning("%s", problem)
+                self.healthy, self.last_error = False, problem
+            remaining = self.producer.flush(min(1.0, ACK_TIMEOUT_S - waited))
+        return remaining
 
     def batch_done(self) -> None:
         self.counters["batches"] += 1

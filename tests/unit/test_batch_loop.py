@@ -139,3 +139,54 @@ def test_a_failed_batch_is_never_skipped_when_the_committed_offsets_cannot_be_re
     assert len(loop.calls) == 2, "consumed again before the rewind"
     assert loop.calls[1] == [("claims_db.public.customers", 0, 40)]
     assert loop.counters["retries"] == 4  # the failed batch, then three failed rewinds
+
+
+class _SlowAckProducer:
+    """The broker acknowledges nothing for `silent_flushes` flush calls (an outage), then everything."""
+
+    def __init__(self, loop: BatchLoop, silent_flushes: int) -> None:
+        self.loop, self.silent_flushes = loop, silent_flushes
+        self.health_while_waiting: list[bool] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: list, on_delivery) -> None:  # noqa: ANN001
+        pass
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        self.health_while_waiting.append(self.loop.healthy)
+        if self.silent_flushes > 0:
+            self.silent_flushes -= 1
+            return 1
+        return 0
+
+
+class _OneBatchLoop(BatchLoop):
+    def __init__(self, stop: threading.Event, silent_flushes: int) -> None:
+        super().__init__()
+        self.consumer = _Consumer()  # type: ignore[assignment]
+        self.producer = _SlowAckProducer(self, silent_flushes)  # type: ignore[assignment]
+        self.stop, self.batches = stop, 0
+
+    def run_once(self, timeout_s: float = 1.0) -> int:
+        if self.batches:
+            self.stop.set()
+            return 0
+        self.produce_acknowledged([("t", b"k", b"v", [])])
+        self.batches += 1
+        return 1
+
+
+def test_a_batch_waiting_on_broker_acknowledgements_reports_unhealthy_then_healthy_once_done(monkeypatch) -> None:  # noqa: ANN001
+    # Found by the 30 s broker outage fault: the normalizer spent the whole outage inside one flush and
+    # `claimsctl status` said healthy throughout.
+    monkeypatch.setattr(batch_loop, "ACK_SLOW_S", 0.0)
+    stop = threading.Event()
+    health: list[bool] = []
+    loop = _OneBatchLoop(stop, silent_flushes=3)
+    loop.run(stop, on_batch=lambda _: health.append(loop.healthy))
+    assert loop.producer.health_while_waiting == [True, False, False, False]
+    assert "has not acknowledged 1 outputs" in loop.last_error
+    assert health[0] is True  # the batch completed: healthy again
+    assert loop.counters["retries"] == 0
