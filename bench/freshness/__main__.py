@@ -230,10 +230,18 @@ def run_merge_comparison(settings: PlatformSettings) -> dict[str, float]:
     compactor_layout = LakeLayout(f"{root}/compactor")
     writers = [DeltaLakeWriter(spark_session(settings.spark_remote), compactor_layout) for _ in plan_b.tables]
 
+    steps: dict[str, float] = defaultdict(float)  # summed over the tables (they run in parallel)
+
     def apply(plan) -> None:  # noqa: ANN001 - as the job does: one session per table, in parallel, then offsets
         with ThreadPoolExecutor(len(writers) or 1) as pool:
-            list(pool.map(lambda wt: wt[0].apply_table(wt[1]), zip(writers, plan.tables.values())))
+            reports = list(pool.map(lambda wt: wt[0].apply_table(wt[1]), zip(writers, plan.tables.values())))
+        t0 = time.monotonic()
         writers[0].record_offsets(plan.offsets)
+        steps.clear()
+        for report in reports:
+            for step, seconds in report.seconds.items():
+                steps[step] += seconds
+        steps["offsets"] = time.monotonic() - t0
 
     apply(plan_a)
     t0 = time.monotonic()
@@ -342,6 +350,7 @@ def run_merge_comparison(settings: PlatformSettings) -> dict[str, float]:
         list(pool.map(bare_both, sources))
     deltars_both_s = time.monotonic() - t0
     return {"changes": n_b, "tables": len(plan_b.tables), "compactor_s": compactor_s, "deltars_s": deltars_s,
+            "steps": dict(steps),
             "deltars_both_s": deltars_both_s, "scd1_s": scd1_s, "scd1_ratio": deltars_s / scd1_s,
             "compactor_per_s": n_b / compactor_s, "deltars_per_s": n_b / deltars_s,
             "scd1_only_ratio": deltars_s / compactor_s, "ratio": deltars_both_s / compactor_s}
@@ -391,6 +400,8 @@ def main() -> None:
         print(f"merge of {merge['changes']} changes over {merge['tables']} tables: compactor "
               f"{merge['compactor_s']:.2f}s ({merge['compactor_per_s']:.0f}/s), bare delta-rs "
               f"{merge['deltars_s']:.2f}s ({merge['deltars_per_s']:.0f}/s)", flush=True)
+        print("  compactor steps, seconds summed over the tables (which run in parallel): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in merge["steps"].items()), flush=True)
         print(f"  delta-rs writing the same batch to both tables (SCD1 upsert + textbook SCD2 MERGE): "
               f"{merge['deltars_both_s']:.2f}s -> merge_ratio {merge['ratio']:.2f} (like for like)", flush=True)
         print(f"  SCD1 MERGEs alone: compactor {merge['scd1_s']:.2f}s vs delta-rs {merge['deltars_s']:.2f}s, "

@@ -251,6 +251,7 @@ class CompactorJob:
             if errors:
                 raise errors[0]
             report.append_rows = {name: f.result() for name, f in append_futures.items()}
+            steps = {name: f.result().seconds for name, f in futures.items()}
             t0 = time.monotonic()
             self.writer.record_offsets(offsets)
             timings["_offsets"] = round(time.monotonic() - t0, 3)
@@ -266,7 +267,8 @@ class CompactorJob:
         log.info(json.dumps({"service": "delta_compactor", "event": "batch", "records": report.records,
                              "cdc_changes": report.cdc_changes, "tables": list(report.tables),
                              "append_rows": report.append_rows, "dead_lettered": report.dead_lettered,
-                             "seconds": round(report.seconds, 3), "table_seconds": report.table_seconds}))
+                             "seconds": round(report.seconds, 3), "table_seconds": report.table_seconds,
+                             "table_steps": steps}))
         return report
 
     def _thread_writer(self) -> DeltaLakeWriter:

@@ -20,6 +20,7 @@ offsets, loses nothing and doubles nothing:
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -58,6 +59,7 @@ class TableReport:
     current_rows: int = 0  # SCD1 source rows offered to the MERGE (one per key)
     history_rows_written: int = 0  # SCD2 rows inserted or re-stitched
     truncated: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)  # per step: basis (stored state), current, history
 
 
 @dataclass
@@ -120,7 +122,16 @@ class DeltaLakeWriter:
             # Keys whose every change in this batch is newer than their stored state (the normal, in-order case)
             # get their history appended with the stored current row as the only context; the others (late or
             # replayed changes, truncates) are re-stitched over their stored versions.
-            basis = self._in_order_basis(columns, table_plan)
+            seconds: dict[str, float] = {}
+
+            def timed(step: str, write: Any, *args: Any) -> Any:
+                t0 = time.monotonic()
+                try:
+                    return write(*args)
+                finally:
+                    seconds[step] = round(seconds.get(step, 0.0) + time.monotonic() - t0, 4)
+
+            basis = timed("basis", self._in_order_basis, columns, table_plan)
             in_order = [r for r in table_plan.history if self._key_of(columns, r.key) in basis]
             stitched = replace(table_plan, history=tuple(r for r in table_plan.history
                                                          if self._key_of(columns, r.key) not in basis))
@@ -128,17 +139,17 @@ class DeltaLakeWriter:
             if stitched.history and any(r.keep_target or r.filled_from for r in table_plan.current):
                 # The SCD1 rows take some values from the target row: the history stitch must correct (refill) the
                 # stored current row first.
-                history += self.merge_history(columns, stitched)
-                current = self.merge_current(columns, table_plan)
+                history += timed("history", self.merge_history, columns, stitched)
+                current = timed("current", self.merge_current, columns, table_plan)
             else:
                 # Every SCD1 row either carries all its values or keeps values of a stored row that no late change
                 # touches: write the current table first, it is what readers wait for.
-                current = self.merge_current(columns, table_plan)
+                current = timed("current", self.merge_current, columns, table_plan)
                 if stitched.history or stitched.truncates:
-                    history += self.merge_history(columns, stitched)
-            history += self.append_history(columns, in_order, basis)
+                    history += timed("history", self.merge_history, columns, stitched)
+            history += timed("history", self.append_history, columns, in_order, basis)
             return TableReport(history_rows_written=history, current_rows=current,
-                               truncated=table_plan.truncate is not None)
+                               truncated=table_plan.truncate is not None, seconds=seconds)
         except PySparkException as exc:
             raise LakeWriteError(f"writing {table_plan.table}: {exc}") from exc
 
