@@ -38,7 +38,7 @@ test-integration: install
 test-faults: install  ## every fault of tests/faults (kill -9, poison, replay, outages) under load; prints the FAULTS table (CLAIMS_FAULTS_SCALE=N for N times the load)
 	$(PY) -m pytest tests/faults -m "faults and not scale"
 
-test-faults-scale: install  ## kill -9 of four components during 100k source changes + 100k readings (tests/faults/test_scale.py, ~15 min)
+test-faults-scale: install  ## kill -9 of every component in turn during 100k+ source changes + 100k readings (tests/faults/test_scale.py, ~7 min)
 	$(PY) -m pytest tests/faults/test_scale.py -m scale
 
 bench-normalizer: install  ## normalizer service vs plain confluent-kafka loop, one core each

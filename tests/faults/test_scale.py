@@ -61,6 +61,9 @@ class ScaleLoad:
         self.fs = fs
         self.kills_done = threading.Event()
         self.changes_base = source_changes(fs.settings.pg_dsn)
+        self._changes_lock = threading.Lock()
+        self._last_raw = self.changes_base
+        self._carried = 0  # counts seen before PostgreSQL's statistics restarted at 0 (after kill -9 postgres)
         self.actions = 0
         self.readings = 0
         self.cdc_chunks = 0
@@ -83,7 +86,14 @@ class ScaleLoad:
         self.t_end = time.monotonic()
 
     def changes(self) -> int:
-        return source_changes(self.fs.settings.pg_dsn) - self.changes_base
+        """Source changes written since the load started (a lower bound after a PostgreSQL crash, whose statistics
+        restart at 0: what was counted before is carried, what came after the last look is not)."""
+        with self._changes_lock:
+            raw = source_changes(self.fs.settings.pg_dsn)
+            if raw < self._last_raw:
+                self._carried += self._last_raw
+            self._last_raw = raw
+            return self._carried + raw - self.changes_base
 
     def _claims(self) -> None:
         # Once the target is reached, one more chunk after the kills: the last kill is never at the load's end.
