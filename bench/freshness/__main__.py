@@ -301,9 +301,7 @@ def run_merge_comparison(settings: PlatformSettings) -> dict[str, float]:
     # Offsets would ride in the commit as Delta app transactions, which delta-rs supports: no extra write.
     def history_records(table: str, plan) -> list[dict]:  # noqa: ANN001
         columns = entity_columns(table)
-        return [DeltaLakeWriter._history_record(columns, r.key, r.values, r.op, r.event_id, r.source_pos,
-                                                r.valid_from_ms, r.valid_to_ms, r.is_current, r.unchanged)
-                for r in plan.tables[table].history]
+        return [DeltaLakeWriter.history_record(columns, r) for r in plan.tables[table].history]
 
     def scd2_arrow(table: str, plan) -> pa.Table:  # noqa: ANN001
         columns = entity_columns(table)

@@ -132,9 +132,11 @@ class DeltaLakeWriter:
                     seconds[step] = round(seconds.get(step, 0.0) + time.monotonic() - t0, 4)
 
             basis = timed("basis", self._in_order_basis, columns, table_plan)
-            in_order = [r for r in table_plan.history if self._key_of(columns, r.key) in basis]
-            stitched = replace(table_plan, history=tuple(r for r in table_plan.history
-                                                         if self._key_of(columns, r.key) not in basis))
+            in_order: list[HistoryRow] = []
+            late: list[HistoryRow] = []
+            for r in table_plan.history:
+                (in_order if self._key_of(columns, r.key) in basis else late).append(r)
+            stitched = replace(table_plan, history=tuple(late))
             history = 0
             if stitched.history and any(r.keep_target or r.filled_from for r in table_plan.current):
                 # The SCD1 rows take some values from the target row: the history stitch must correct (refill) the
@@ -233,8 +235,7 @@ class DeltaLakeWriter:
         path = self.layout.history(columns.table)
         schema = columns.history_schema()
         self._ensure_table(path, schema)
-        rows = [self._history_record(columns, r.key, r.values, r.op, r.event_id, r.source_pos, r.valid_from_ms,
-                                     r.valid_to_ms, r.is_current, r.unchanged) for r in plan.history]
+        rows = [self.history_record(columns, r) for r in plan.history]
         rows.extend(self._stored_truncate_markers(path, columns, plan))
         if not rows:
             return 0
@@ -334,9 +335,7 @@ class DeltaLakeWriter:
         refillable = set(columns.data_columns)
         versions_of: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
         for r in rows:
-            versions_of[self._key_of(columns, r.key)].append(self._history_record(
-                columns, r.key, r.values, r.op, r.event_id, r.source_pos, r.valid_from_ms, r.valid_to_ms,
-                r.is_current, r.unchanged))
+            versions_of[self._key_of(columns, r.key)].append(self.history_record(columns, r))
         records: list[dict[str, Any]] = []
         for k, versions in versions_of.items():
             versions.sort(key=lambda v: v["_source_pos"])
@@ -448,6 +447,12 @@ class DeltaLakeWriter:
                 None, True, (),
             ))
         return markers
+
+    @classmethod
+    def history_record(cls, columns: EntityColumns, row: HistoryRow) -> dict[str, Any]:
+        """The typed history-table record of a planned SCD2 row (as first planned: no cross-batch refill)."""
+        return cls._history_record(columns, row.key, row.values, row.op, row.event_id, row.source_pos,
+                                   row.valid_from_ms, row.valid_to_ms, row.is_current, row.unchanged)
 
     @staticmethod
     def _history_record(columns: EntityColumns, key: dict[str, Any], values: dict[str, Any], op: str,
